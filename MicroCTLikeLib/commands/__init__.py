@@ -1,0 +1,1 @@
+"""Subcommands of the ``microctlike`` command line (see :mod:`MicroCTLikeLib.cli`)."""
