@@ -1,0 +1,248 @@
+"""MRML glue used by the Slicer module (and testable outside Slicer with ``slicer-core``).
+
+Everything here works on a real MRML scene: volume nodes <-> :class:`~MicroCTLikeLib.volume.Volume`
+(Slicer is RAS, the library is LPS), cylindrical VOIs <-> ``vtkMRMLMarkupsROINode`` of size
+diameter x diameter x height (the ROI's local z axis is the cylinder axis), a cylinder model
+that shows the true VOI shape, and a metrics table node.
+
+``slicer`` is imported lazily inside the functions, so importing this module outside Slicer
+(without slicer-core) is harmless. Nothing here touches qt, ctk or ``slicer.app``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .errors import InvalidVolumeError, VOIError
+from .volume import Volume
+
+#: Multiply an LPS point by this to get RAS (and back: it is its own inverse).
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+def _scene(scene=None):
+    import slicer
+
+    scene = scene if scene is not None else getattr(slicer, "mrmlScene", None)
+    if scene is None:
+        raise RuntimeError("no MRML scene: set slicer.mrmlScene or pass scene=")
+    return scene
+
+
+def _vtk_to_numpy_4x4(matrix) -> np.ndarray:
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def _numpy_to_vtk_4x4(array: np.ndarray):
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, float(array[r, c]))
+    return matrix
+
+
+def _node_to_world_ras(node) -> np.ndarray:
+    """4x4 transform from the node's local RAS to world RAS (linear parent transforms only)."""
+    import vtk
+
+    parent = node.GetParentTransformNode()
+    if parent is None:
+        return np.eye(4)
+    if not parent.IsTransformToWorldLinear():
+        raise InvalidVolumeError(
+            f"{node.GetName()}: its parent transform is not linear; harden the transform first"
+        )
+    matrix = vtk.vtkMatrix4x4()
+    parent.GetMatrixTransformToWorld(matrix)
+    return _vtk_to_numpy_4x4(matrix)
+
+
+# ---------------------------------------------------------------------- volumes
+def volume_from_node(volume_node) -> Volume:
+    """Copy a scalar volume node into a :class:`Volume` (LPS, parent transforms applied).
+
+    Raises :class:`InvalidVolumeError` for a node with no image data or a non-linear
+    parent transform.
+    """
+    import slicer
+    import vtk
+
+    if volume_node is None or volume_node.GetImageData() is None:
+        name = volume_node.GetName() if volume_node is not None else "volume"
+        raise InvalidVolumeError(f"{name}: the volume node holds no image data")
+    array = np.array(slicer.util.arrayFromVolume(volume_node), copy=True)
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(ijk_to_ras)
+    world = _node_to_world_ras(volume_node) @ _vtk_to_numpy_4x4(ijk_to_ras)
+    ijk_to_lps = np.eye(4)
+    ijk_to_lps[:3, :4] = LPS_TO_RAS @ world[:3, :4]
+    linear = ijk_to_lps[:3, :3]
+    spacing = np.linalg.norm(linear, axis=0)
+    if np.any(spacing <= 0):
+        raise InvalidVolumeError(f"{volume_node.GetName()}: zero spacing in its IJK-to-RAS matrix")
+    return Volume(
+        array,
+        spacing_xyz_mm=tuple(spacing),
+        origin_lps_mm=tuple(ijk_to_lps[:3, 3]),
+        direction_lps=linear / spacing,
+        metadata={"source": f"MRML node {volume_node.GetName()} ({volume_node.GetID()})"},
+    )
+
+
+def node_from_volume(volume: Volume, name: str, *, node=None, scene=None, node_class: str = "vtkMRMLScalarVolumeNode"):
+    """Create (or overwrite ``node``) a scalar volume node holding ``volume`` in RAS.
+
+    Returns the node. The node shows the volume where it is in physical space, so a
+    generated volume overlays its MDCT input.
+    """
+    import slicer
+
+    scene = _scene(scene)
+    if node is None:
+        node = scene.AddNewNodeByClass(node_class, name)
+    ijk_to_lps = volume.ijk_to_lps()
+    ijk_to_ras = np.eye(4)
+    ijk_to_ras[:3, :4] = LPS_TO_RAS @ ijk_to_lps[:3, :4]
+    # updateVolumeFromArray keeps the node's geometry; set it first from the matrix.
+    node.SetIJKToRASMatrix(_numpy_to_vtk_4x4(ijk_to_ras))
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(volume.array))
+    return node
+
+
+# ---------------------------------------------------------------------- VOIs
+def cylinder_to_roi_matrix_ras(centre_lps_mm: Sequence[float], axis_lps: Sequence[float]) -> np.ndarray:
+    """Object-to-world (RAS) matrix of an ROI whose local z is the cylinder axis."""
+    z_ras = LPS_TO_RAS @ np.asarray(axis_lps, dtype=float)
+    z_ras /= np.linalg.norm(z_ras)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(z_ras[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    x_ras = helper - z_ras * (helper @ z_ras)
+    x_ras /= np.linalg.norm(x_ras)
+    y_ras = np.cross(z_ras, x_ras)
+    matrix = np.eye(4)
+    matrix[:3, 0], matrix[:3, 1], matrix[:3, 2] = x_ras, y_ras, z_ras
+    matrix[:3, 3] = LPS_TO_RAS @ np.asarray(centre_lps_mm, dtype=float)
+    return matrix
+
+
+def roi_node_from_cylinder(voi, name: Optional[str] = None, *, node=None, scene=None):
+    """Create (or update) a ``vtkMRMLMarkupsROINode`` showing a cylindrical VOI.
+
+    The ROI has size diameter x diameter x height mm; scale handles are hidden so the
+    standardized size cannot be changed by dragging, translation and rotation stay on.
+    ``voi`` needs ``centre_lps_mm``, ``axis_lps``, ``diameter_mm``, ``height_mm``.
+    """
+    scene = _scene(scene)
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", name or getattr(voi, "name", None) or "VOI")
+        node.CreateDefaultDisplayNodes()
+    matrix = cylinder_to_roi_matrix_ras(voi.centre_lps_mm, voi.axis_lps)
+    node.SetSize(float(voi.diameter_mm), float(voi.diameter_mm), float(voi.height_mm))
+    node.SetCenter(0.0, 0.0, 0.0)
+    node.GetObjectToNodeMatrix().DeepCopy(_numpy_to_vtk_4x4(matrix))
+    node.Modified()
+    display = node.GetDisplayNode()
+    if display is not None:
+        display.SetScaleHandleVisibility(False)
+        display.SetTranslationHandleVisibility(True)
+        display.SetRotationHandleVisibility(True)
+    node.SetAttribute("MicroCTLike.VOI", "cylinder")
+    return node
+
+
+def cylinder_parameters_from_roi(roi_node) -> Dict[str, Any]:
+    """Cylinder centre/axis (LPS), diameter and height (mm) of an ROI node in world coordinates.
+
+    The diameter is the ROI's in-plane size (the larger of x and y when they differ), the
+    height its z size. Parent transforms are applied.
+    """
+    if roi_node is None:
+        raise VOIError("no ROI node given")
+    # ObjectToWorld already includes the ROI's parent transforms (ObjectToNode then NodeToWorld).
+    object_to_world = _vtk_to_numpy_4x4(roi_node.GetObjectToWorldMatrix())
+    size = list(roi_node.GetSize())
+    if min(size) <= 0:
+        raise VOIError(f"{roi_node.GetName()}: ROI has zero size {size}")
+    axis_ras = object_to_world[:3, 2] / np.linalg.norm(object_to_world[:3, 2])
+    centre_ras = object_to_world[:3, 3]
+    return {
+        "name": roi_node.GetName(),
+        "centre_lps_mm": tuple(LPS_TO_RAS @ centre_ras),
+        "axis_lps": tuple(LPS_TO_RAS @ axis_ras),
+        "diameter_mm": float(max(size[0], size[1])),
+        "height_mm": float(size[2]),
+    }
+
+
+def cylinder_model_node(voi, name: Optional[str] = None, *, node=None, scene=None, resolution: int = 64):
+    """A model node with the cylinder's surface (RAS), to show the true VOI shape inside its ROI box."""
+    import vtk
+
+    scene = _scene(scene)
+    source = vtk.vtkCylinderSource()
+    source.SetRadius(float(voi.diameter_mm) / 2)
+    source.SetHeight(float(voi.height_mm))
+    source.SetResolution(resolution)
+    source.CappingOn()
+    # vtkCylinderSource's axis is y: rotate it onto the ROI's local z, then place it.
+    to_local = vtk.vtkTransform()
+    to_local.RotateX(90.0)
+    place = vtk.vtkTransform()
+    place.SetMatrix(_numpy_to_vtk_4x4(cylinder_to_roi_matrix_ras(voi.centre_lps_mm, voi.axis_lps)))
+    place.Concatenate(to_local)
+    transform_filter = vtk.vtkTransformPolyDataFilter()
+    transform_filter.SetInputConnection(source.GetOutputPort())
+    transform_filter.SetTransform(place)
+    transform_filter.Update()
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLModelNode", name or f"{getattr(voi, 'name', 'VOI')} cylinder")
+        node.CreateDefaultDisplayNodes()
+    node.SetAndObservePolyData(transform_filter.GetOutput())
+    display = node.GetDisplayNode()
+    if display is not None:
+        display.SetOpacity(0.35)
+        display.SetColor(1.0, 0.8, 0.1)
+        display.SetVisibility2D(True)
+    return node
+
+
+# ---------------------------------------------------------------------- results
+def metrics_table_node(rows: List[Dict[str, Any]], name: str = "MicroCTLike metrics", *, node=None, scene=None):
+    """Write a list of flat dicts (one per VOI and volume) to a ``vtkMRMLTableNode``.
+
+    Columns are the union of keys in first-seen order; numbers become double columns,
+    everything else strings. Returns the node.
+    """
+    import vtk
+
+    scene = _scene(scene)
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    table = node.GetTable()
+    table.Initialize()
+    columns: List[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    for key in columns:
+        numeric = all(isinstance(row.get(key), (int, float, np.floating, np.integer)) and not isinstance(row.get(key), bool)
+                      for row in rows if key in row)
+        array = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
+        array.SetName(key)
+        table.AddColumn(array)
+    table.SetNumberOfRows(len(rows))
+    for r, row in enumerate(rows):
+        for c, key in enumerate(columns):
+            value = row.get(key, "")
+            column = table.GetColumn(c)
+            if isinstance(column, vtk.vtkDoubleArray):
+                column.SetValue(r, float(value) if value != "" else float("nan"))
+            else:
+                column.SetValue(r, str(value))
+    table.Modified()
+    node.Modified()
+    return node

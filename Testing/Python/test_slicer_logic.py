@@ -1,0 +1,110 @@
+"""MRML glue against a real MRML scene from the slicer-core wheel (no desktop Slicer needed)."""
+
+import types
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="slicer-core wheel is a dev dependency (pip install slicer-core)")
+
+from MicroCTLikeLib import slicer_logic  # noqa: E402
+from MicroCTLikeLib.errors import InvalidVolumeError, VOIError  # noqa: E402
+from MicroCTLikeLib.volume import Volume  # noqa: E402
+
+
+@pytest.fixture
+def scene():
+    slicer.mrmlScene = slicer.vtkMRMLScene()
+    yield slicer.mrmlScene
+    slicer.mrmlScene.Clear(0)
+
+
+def _oblique(angle_deg):
+    a = np.deg2rad(angle_deg)
+    return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+
+
+def test_volume_round_trip_through_a_volume_node(scene):
+    rng = np.random.default_rng(1)
+    volume = Volume(rng.integers(-1000, 2000, (4, 5, 6)).astype(np.int16), spacing_xyz_mm=(0.195, 0.3, 0.1),
+                    origin_lps_mm=(12.0, -7.0, 30.0), direction_lps=_oblique(15))
+    node = slicer_logic.node_from_volume(volume, "mdct", scene=scene)
+    # Slicer stores RAS: the origin's first two coordinates flip sign
+    np.testing.assert_allclose(node.GetOrigin(), (-12.0, 7.0, 30.0), atol=1e-9)
+    np.testing.assert_allclose(node.GetSpacing(), (0.195, 0.3, 0.1))
+    back = slicer_logic.volume_from_node(node)
+    np.testing.assert_array_equal(back.array, volume.array)
+    assert back.same_geometry(volume, tol_mm=1e-9)
+    # the same voxel maps to the same physical point in both conventions
+    ijk_to_ras = np.array(slicer.util.arrayFromVTKMatrix(_ijk_to_ras(node)))
+    ras = ijk_to_ras @ np.array([5, 4, 3, 1.0])
+    np.testing.assert_allclose(slicer_logic.LPS_TO_RAS @ volume.index_zyx_to_lps([3, 4, 5]), ras[:3], atol=1e-9)
+
+
+def _ijk_to_ras(node):
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return matrix
+
+
+def test_parent_transform_is_applied(scene):
+    import vtk
+
+    volume = Volume(np.zeros((2, 2, 2), np.uint8))
+    node = slicer_logic.node_from_volume(volume, "v", scene=scene)
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    shift = vtk.vtkMatrix4x4()
+    shift.SetElement(0, 3, 10.0)  # 10 mm to the Right = -10 mm in L
+    transform.SetMatrixTransformToParent(shift)
+    node.SetAndObserveTransformNodeID(transform.GetID())
+    np.testing.assert_allclose(slicer_logic.volume_from_node(node).origin_lps_mm, (-10.0, 0.0, 0.0))
+
+
+def test_empty_node_is_refused(scene):
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
+    with pytest.raises(InvalidVolumeError, match="empty: the volume node holds no image data"):
+        slicer_logic.volume_from_node(node)
+
+
+@pytest.mark.parametrize("axis", [(0, 0, 1), (0.2, -0.1, 0.97), (1, 0, 0)])
+def test_cylinder_round_trips_through_an_roi_node(scene, axis):
+    axis = np.array(axis, float) / np.linalg.norm(axis)
+    voi = types.SimpleNamespace(name="VOI superior", centre_lps_mm=(3.0, -40.0, 12.5), axis_lps=tuple(axis),
+                                diameter_mm=15.0, height_mm=5.0)
+    roi = slicer_logic.roi_node_from_cylinder(voi, scene=scene)
+    assert roi.GetName() == "VOI superior"
+    assert tuple(roi.GetSize()) == (15.0, 15.0, 5.0)
+    centre_ras = [0.0] * 3
+    roi.GetCenterWorld(centre_ras)
+    np.testing.assert_allclose(centre_ras, (-3.0, 40.0, 12.5), atol=1e-9)
+    assert not roi.GetDisplayNode().GetScaleHandleVisibility()
+    back = slicer_logic.cylinder_parameters_from_roi(roi)
+    np.testing.assert_allclose(back["centre_lps_mm"], voi.centre_lps_mm, atol=1e-9)
+    np.testing.assert_allclose(back["axis_lps"], axis, atol=1e-9)
+    assert (back["diameter_mm"], back["height_mm"]) == (15.0, 5.0)
+
+
+def test_cylinder_model_has_the_cylinder_extent(scene):
+    voi = types.SimpleNamespace(name="v", centre_lps_mm=(0.0, 0.0, 0.0), axis_lps=(0.0, 0.0, 1.0),
+                                diameter_mm=15.0, height_mm=5.0)
+    model = slicer_logic.cylinder_model_node(voi, scene=scene)
+    bounds = model.GetPolyData().GetBounds()
+    np.testing.assert_allclose(bounds, (-7.5, 7.5, -7.5, 7.5, -2.5, 2.5), atol=1e-3)
+
+
+def test_roi_with_zero_size_is_refused(scene):
+    roi = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", "flat")
+    roi.SetSize(15, 15, 0)
+    with pytest.raises(VOIError, match="flat"):
+        slicer_logic.cylinder_parameters_from_roi(roi)
+
+
+def test_metrics_table(scene):
+    rows = [{"voi": "superior", "bv_tv": 0.18, "tb_th_mm": 0.21}, {"voi": "inferior", "bv_tv": 0.16, "tb_th_mm": 0.2}]
+    node = slicer_logic.metrics_table_node(rows, scene=scene)
+    table = node.GetTable()
+    assert (table.GetNumberOfRows(), table.GetNumberOfColumns()) == (2, 3)
+    assert table.GetColumnByName("voi").GetValue(1) == "inferior"
+    assert table.GetColumnByName("bv_tv").GetValue(0) == pytest.approx(0.18)
