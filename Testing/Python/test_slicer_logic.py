@@ -108,3 +108,15 @@ def test_metrics_table(scene):
     assert (table.GetNumberOfRows(), table.GetNumberOfColumns()) == (2, 3)
     assert table.GetColumnByName("voi").GetValue(1) == "inferior"
     assert table.GetColumnByName("bv_tv").GetValue(0) == pytest.approx(0.18)
+
+
+def test_action_states_follow_the_parameters():
+    states = slicer_logic.action_states(has_input=False, has_vois=False, generating=False)
+    assert states["generateButton"][0] is False and "MDCT" in states["generateButton"][1]
+    assert states["measureButton"][0] is False
+    states = slicer_logic.action_states(has_input=True, has_vois=False, generating=False)
+    assert states["generateButton"][:1] == (True,) and states["placeStandardVOIsButton"][0]
+    assert not states["measureButton"][0] and "VOI" in states["measureButton"][1]
+    states = slicer_logic.action_states(has_input=True, has_vois=True, generating=True)
+    assert states["generateButton"] [2] == "Cancel" and states["generateButton"][0]
+    assert not states["measureButton"][0] and not states["placeStandardVOIsButton"][0]
