@@ -1,0 +1,312 @@
+"""FUNIT: few-shot unsupervised image-to-image translation, reimplemented for one channel.
+
+Liu et al., "Few-Shot Unsupervised Image-to-Image Translation", ICCV 2019
+(arXiv:1905.01723). Written from the paper and the architecture description in SCIENCE.md
+section 6; the reference code is CC BY-NC-SA and was not copied.
+
+Classes: 0 = MDCT, 1 = micro-CT. Content images are MDCT slices, class images micro-CT
+slices (K = 1 target class, as in the study). At default widths the generator has
+29,847,617 and the discriminator 54,126,402 trainable parameters (1 channel, 2 classes).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..errors import InvalidParameterError, MicroCTLikeError
+from . import losses
+from .base import (TranslationModel, as_floats, check_image_size, check_input, ema_update, frozen,
+                   pad_to_multiple)
+from .layers import ActFirstResBlock, AdaINResBlock, ConvBlock, ResBlock, count_parameters, init_weights
+
+MDCT_CLASS = 0
+MICROCT_CLASS = 1
+
+
+class FUNITGenerator(nn.Module):
+    """Content encoder + class encoder + MLP + AdaIN decoder.
+
+    Parameters
+    ----------
+    in_ch : int
+        Image channels (1).
+    nf : int
+        Width of the first layer of both encoders (reference 64).
+    latent_dim : int
+        Class code length (64).
+    mlp_dim : int
+        Hidden width of the MLP mapping the class code to AdaIN parameters (256).
+    n_mlp_blocks : int
+        Linear layers of the MLP (3: latent -> mlp -> mlp -> AdaIN params).
+    n_res_blocks : int
+        Residual blocks in the content encoder and AdaIN residual blocks in the decoder (2).
+    n_down_content, n_down_class : int
+        Stride-2 convolutions of the content (3) and class (4) encoders.
+    """
+
+    def __init__(self, *, in_ch: int = 1, nf: int = 64, latent_dim: int = 64, mlp_dim: int = 256,
+                 n_mlp_blocks: int = 3, n_res_blocks: int = 2, n_down_content: int = 3,
+                 n_down_class: int = 4):
+        super().__init__()
+        if n_mlp_blocks < 2:
+            raise InvalidParameterError(f"n_mlp_blocks must be >= 2, got {n_mlp_blocks}")
+        self.size_multiple = 2 ** n_down_content
+        # content encoder: conv7 -> n_down x conv4/s2 (x2 channels) -> res blocks; IN + ReLU
+        ch = nf
+        content = [ConvBlock(in_ch, ch, 7, padding=3, norm="in", act="relu", pad="reflect")]
+        for _ in range(n_down_content):
+            content.append(ConvBlock(ch, 2 * ch, 4, stride=2, padding=1, norm="in", act="relu", pad="reflect"))
+            ch *= 2
+        content += [ResBlock(ch, norm="in", act="relu", pad="reflect") for _ in range(n_res_blocks)]
+        self.content_encoder = nn.Sequential(*content)
+        content_ch = ch
+        # class encoder: conv7 -> 2 doubling + (n-2) constant conv4/s2, no norm -> GAP -> 1x1
+        ch = nf
+        cls = [ConvBlock(in_ch, ch, 7, padding=3, act="relu", pad="reflect")]
+        for i in range(n_down_class):
+            out = 2 * ch if i < 2 else ch
+            cls.append(ConvBlock(ch, out, 4, stride=2, padding=1, act="relu", pad="reflect"))
+            ch = out
+        cls += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, latent_dim, 1)]
+        self.class_encoder = nn.Sequential(*cls)
+        # decoder: AdaIN res blocks -> n_down x (nearest x2, conv5, IN, ReLU) -> conv7 + tanh
+        ch = content_ch
+        self.adain_blocks = nn.ModuleList(AdaINResBlock(ch) for _ in range(n_res_blocks))
+        up = []
+        for _ in range(n_down_content):
+            up += [nn.Upsample(scale_factor=2, mode="nearest"),
+                   ConvBlock(ch, ch // 2, 5, padding=2, norm="in", act="relu", pad="reflect")]
+            ch //= 2
+        up.append(ConvBlock(ch, in_ch, 7, padding=3, act="tanh", pad="reflect"))
+        self.upsampler = nn.Sequential(*up)
+        self.n_adain_params = sum(b.n_adain_params for b in self.adain_blocks)
+        mlp: list[nn.Module] = [nn.Linear(latent_dim, mlp_dim), nn.ReLU()]
+        for _ in range(n_mlp_blocks - 2):
+            mlp += [nn.Linear(mlp_dim, mlp_dim), nn.ReLU()]
+        mlp.append(nn.Linear(mlp_dim, self.n_adain_params))
+        self.mlp = nn.Sequential(*mlp)
+
+    def encode_content(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) image -> (B, nf * 2**n_down, H / 2**n_down, W / 2**n_down) content code."""
+        return self.content_encoder(x)
+
+    def encode_class(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) image -> (B, latent_dim) class code."""
+        return self.class_encoder(x).flatten(1)
+
+    def decode(self, content: torch.Tensor, class_code: torch.Tensor) -> torch.Tensor:
+        """Content code + class code (B, latent_dim) -> image in [-1, 1]."""
+        params = self.mlp(class_code)
+        h = content
+        start = 0
+        for block in self.adain_blocks:
+            h = block(h, params[:, start:start + block.n_adain_params])
+            start += block.n_adain_params
+        return self.upsampler(h)
+
+    def forward(self, content_images: torch.Tensor, class_images: torch.Tensor):
+        """Training pass: (translation G(x_a, x_b), reconstruction G(x_a, x_a)).
+
+        One call uses every parameter, so the module can be wrapped in DDP.
+        """
+        batch = content_images.shape[0]
+        content = self.encode_content(content_images)
+        codes = self.encode_class(torch.cat([class_images, content_images]))
+        images = self.decode(torch.cat([content, content]), codes)
+        return images[:batch], images[batch:]
+
+
+class FUNITDiscriminator(nn.Module):
+    """Multi-task patch discriminator with one output map per class and pre-activation
+    residual blocks.
+
+    conv7 (nf) -> n_down x [ActFirstRes(nf, nf), ActFirstRes(nf, min(2nf, max_nf)),
+    reflect-pad 1 + avg-pool 3/2] -> ActFirstRes(nf, nf) -> ActFirstRes(nf, min(2nf, max_nf))
+    -> LeakyReLU(0.2) -> 1x1 conv to ``n_classes`` maps.
+
+    Parameters
+    ----------
+    reference_inplace : bool
+        True (default) reproduces the reference code's in-place LeakyReLU: identity skips
+        carry ``lrelu(x)``, and the features returned for feature matching are taken after
+        the classifier's LeakyReLU. False gives textbook pre-activation blocks and
+        pre-activation features. See :class:`~.layers.ActFirstResBlock`.
+    """
+
+    def __init__(self, *, in_ch: int = 1, nf: int = 64, n_down: int = 4, max_nf: int = 1024,
+                 n_classes: int = 2, reference_inplace: bool = True):
+        super().__init__()
+        self.reference_inplace = reference_inplace
+        self.n_classes = n_classes
+        self.min_size = 2 ** (n_down + 1)  # reflect padding needs >= 2 px at the last level
+        layers: list[nn.Module] = [ConvBlock(in_ch, nf, 7, padding=3, act="none", pad="reflect")]
+        for _ in range(n_down):
+            out = min(2 * nf, max_nf)
+            layers += [ActFirstResBlock(nf, nf, reference_inplace=reference_inplace),
+                       ActFirstResBlock(nf, out, reference_inplace=reference_inplace),
+                       nn.ReflectionPad2d(1), nn.AvgPool2d(3, stride=2)]
+            nf = out
+        out = min(2 * nf, max_nf)
+        layers += [ActFirstResBlock(nf, nf, reference_inplace=reference_inplace),
+                   ActFirstResBlock(nf, out, reference_inplace=reference_inplace)]
+        self.features = nn.Sequential(*layers)
+        self.act = nn.LeakyReLU(0.2)
+        self.classifier = nn.Conv2d(out, n_classes, 1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor):
+        """Return (logits (B, 1, h, w) of each sample's own class, features (B, C, h, w))."""
+        if x.shape[-1] < self.min_size or x.shape[-2] < self.min_size:
+            raise InvalidParameterError(
+                f"FUNIT discriminator needs images of at least {self.min_size} px; got {tuple(x.shape[-2:])}")
+        feat = self.features(x)
+        act = self.act(feat)
+        maps = self.classifier(act)
+        index = labels.long().view(-1, 1, 1, 1).expand(-1, 1, *maps.shape[-2:])
+        return maps.gather(1, index), (act if self.reference_inplace else feat)
+
+
+class FUNITTranslator(nn.Module):
+    """Inference module: EMA generator + stored K-shot averaged micro-CT class code.
+
+    ``forward(mdct)`` pads to the generator's size multiple, translates with the stored code
+    and crops back. ``state_dict`` holds ``generator.*``, ``class_code`` (1, latent_dim) and
+    ``n_class_images`` (0 until :meth:`set_class_code` ran).
+    """
+
+    def __init__(self, generator: FUNITGenerator, latent_dim: int):
+        super().__init__()
+        self.generator = generator
+        self.size_multiple = generator.size_multiple
+        self.register_buffer("class_code", torch.zeros(1, latent_dim))
+        self.register_buffer("n_class_images", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def set_class_code(self, class_images: torch.Tensor, *, chunk: int = 16) -> None:
+        """Store the mean class code of ``class_images`` (N, 1, H, W) in [-1, 1] (K = N shots)."""
+        check_input(class_images)
+        if class_images.shape[0] == 0:
+            raise InvalidParameterError("update_class_code needs at least one micro-CT image")
+        device = self.class_code.device
+        total = torch.zeros_like(self.class_code[0], dtype=torch.float64)
+        for start in range(0, class_images.shape[0], chunk):
+            part = class_images[start:start + chunk].to(device, torch.float32)
+            total += self.generator.encode_class(part).double().sum(0)
+        self.class_code.copy_((total / class_images.shape[0]).to(self.class_code.dtype)[None])
+        self.n_class_images.fill_(class_images.shape[0])
+
+    def forward(self, mdct: torch.Tensor) -> torch.Tensor:
+        check_input(mdct)
+        if int(self.n_class_images) == 0:
+            raise MicroCTLikeError(
+                "the FUNIT generator has no micro-CT class code yet; call "
+                "model.update_class_code(microct_slices) before using it for inference")
+        x, (h, w) = pad_to_multiple(mdct, self.size_multiple)
+        code = self.class_code.to(x.dtype).expand(x.shape[0], -1)
+        return self.generator.decode(self.generator.encode_content(x), code)[..., :h, :w]
+
+
+class FUNITModel(TranslationModel):
+    """FUNIT trained MDCT (content) -> micro-CT (class), hinge GAN + R1 + L1 + feature matching.
+
+    One iteration = discriminator step then generator step (the reference order), then the
+    EMA update of ``generator_ema`` (beta ``ema_beta``), which inference uses.
+    """
+
+    name = "funit"
+    paired = False
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        c = self.config
+        self.generator = init_weights(FUNITGenerator(
+            in_ch=self.in_channels, nf=c["gen_nf"], latent_dim=c["gen_latent_dim"], mlp_dim=c["gen_mlp_dim"],
+            n_mlp_blocks=c["gen_n_mlp_blocks"], n_res_blocks=c["gen_n_res_blocks"],
+            n_down_content=c["gen_n_down_content"], n_down_class=c["gen_n_down_class"]), "kaiming")
+        self.discriminator = init_weights(FUNITDiscriminator(
+            in_ch=self.in_channels, nf=c["dis_nf"], n_down=c["dis_n_down"], max_nf=c["dis_max_nf"],
+            n_classes=2, reference_inplace=c["dis_reference_inplace"]), "kaiming")
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.translator = FUNITTranslator(self.generator_ema, c["gen_latent_dim"])
+        self.size_multiple = self.generator.size_multiple
+        self.min_crop_px = max(self.discriminator.min_size, 2 ** c["gen_n_down_class"],
+                               2 * self.generator.size_multiple)
+        self._optimizers = {
+            "generator": torch.optim.RMSprop(self.generator.parameters(), lr=c["lr_gen"],
+                                             weight_decay=c["weight_decay"]),
+            "discriminator": torch.optim.RMSprop(self.discriminator.parameters(), lr=c["lr_dis"],
+                                                 weight_decay=c["weight_decay"]),
+        }
+
+    def optimizers(self) -> dict:
+        return dict(self._optimizers)
+
+    def networks(self) -> dict:
+        return {"generator": self.generator, "discriminator": self.discriminator,
+                "generator_ema": self.generator_ema}
+
+    def parameter_counts(self) -> dict:
+        return {"generator": count_parameters(self.generator),
+                "discriminator": count_parameters(self.discriminator)}
+
+    def inference_generator(self) -> nn.Module:
+        return self.translator
+
+    def update_class_code(self, microct_images: torch.Tensor) -> None:
+        """Store the K-shot mean class code of these micro-CT slices (EMA generator)."""
+        check_input(microct_images)
+        check_image_size(microct_images.shape[-2:], 1, 2 ** self.config["gen_n_down_class"], "FUNIT class encoder")
+        self.translator.set_class_code(microct_images)
+
+    def extra_state(self) -> dict:
+        state = super().extra_state()
+        state["class_code"] = self.translator.class_code.detach().cpu().clone()
+        state["n_class_images"] = int(self.translator.n_class_images)
+        return state
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        if "class_code" in state:
+            self.translator.class_code.copy_(state["class_code"])
+            self.translator.n_class_images.fill_(int(state["n_class_images"]))
+
+    def training_step(self, batch: dict, step: int) -> dict:
+        c = self.config
+        xa, xb = self._check_batch(batch)  # xa: content (MDCT), xb: class image (micro-CT)
+        n = xa.shape[0]
+        la = torch.full((n,), MDCT_CLASS, dtype=torch.long, device=xa.device)
+        lb = torch.full((n,), MICROCT_CLASS, dtype=torch.long, device=xa.device)
+
+        # discriminator: hinge on real micro-CT and on translations, R1 on the reals
+        self._optimizers["discriminator"].zero_grad(set_to_none=True)
+        with torch.no_grad(), self._autocast():
+            xt = self.generator.decode(self.generator.encode_content(xa), self.generator.encode_class(xb))
+        real = xb.detach().requires_grad_(True)
+        with self._autocast():
+            logits, _ = self._net("discriminator")(torch.cat([real, xt.float()]), torch.cat([lb, lb]))
+        d_real, d_fake = losses.hinge_d_loss(logits[:n], logits[n:])
+        r1 = losses.r1_penalty(logits[:n], real, scaler=self._scaler("discriminator"))
+        d_loss = c["gan_w"] * (d_real + d_fake) + c["r1_w"] * r1
+        self._backward_step(d_loss, "discriminator")
+
+        # generator: adversarial (translation + reconstruction), L1 G(x, x), feature matching
+        self._optimizers["generator"].zero_grad(set_to_none=True)
+        with self._autocast():
+            xt, xr = self._net("generator")(xa, xb)
+            with frozen(self.discriminator):
+                logits, feats = self.discriminator(torch.cat([xt, xr, xb, xa]), torch.cat([lb, la, lb, la]))
+        adv_t = losses.hinge_g_loss(logits[:n])
+        adv_r = losses.hinge_g_loss(logits[n:2 * n])
+        f_t, f_r, f_b, f_a = feats.float().mean(dim=(2, 3)).split(n)
+        fm_content = losses.l1(f_r, f_a)
+        fm_class = losses.l1(f_t, f_b)
+        rec = losses.l1(xr, xa)
+        g_adv = 0.5 * (adv_t + adv_r)
+        g_loss = c["gan_w"] * g_adv + c["rec_w"] * rec + c["fm_w"] * (fm_content + fm_class)
+        self._backward_step(g_loss, "generator")
+        ema_update(self.generator_ema, self.generator, beta=c["ema_beta"])
+
+        return as_floats(d_loss=d_loss, d_real=d_real, d_fake=d_fake, r1=r1, g_loss=g_loss, g_adv=g_adv,
+                         rec_l1=rec, fm_content=fm_content, fm_class=fm_class)

@@ -1,0 +1,84 @@
+"""GAN losses and regularisers used by the translation models.
+
+All functions return 0-d float32 tensors (computed in float32 even under autocast) so the
+logged numbers and the penalties do not suffer from half precision.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hinge discriminator loss terms ``mean(relu(1 - D(real)))``, ``mean(relu(1 + D(fake)))``."""
+    return F.relu(1.0 - real_logits.float()).mean(), F.relu(1.0 + fake_logits.float()).mean()
+
+
+def hinge_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge generator loss ``-mean(D(fake))``."""
+    return -fake_logits.float().mean()
+
+
+def lsgan_loss(logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    """Least-squares GAN loss ``mean((D(x) - t)^2)`` with t = 1 (real) or 0 (fake)."""
+    logits = logits.float()
+    target = torch.ones_like(logits) if target_is_real else torch.zeros_like(logits)
+    return F.mse_loss(logits, target)
+
+
+def input_gradient(outputs: torch.Tensor, inputs: torch.Tensor, *, scaler=None) -> torch.Tensor:
+    """d(sum outputs)/d(inputs) with ``create_graph`` (for R1 and gradient penalties).
+
+    With a float16 GradScaler the output is scaled before differentiation and the gradient
+    unscaled afterwards (PyTorch's AMP gradient-penalty recipe) so small gradients do not
+    underflow.
+    """
+    total = outputs.float().sum()
+    if scaler is not None:
+        total = scaler.scale(total)
+    (grad,) = torch.autograd.grad(total, inputs, create_graph=True)
+    if scaler is not None:
+        grad = grad / scaler.get_scale()
+    return grad.float()
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor, *, scaler=None) -> torch.Tensor:
+    """R1 regulariser as in FUNIT: ``sum(|d mean(D(x)) / dx|^2) / batch``.
+
+    ``real_images`` must require grad and ``real_logits`` must depend on it.
+    Reference: Mescheder et al., ICML 2018, "Which training methods for GANs do actually
+    converge?".
+    """
+    batch = real_images.shape[0]
+    grad = input_gradient(real_logits.float().mean(), real_images, scaler=scaler)
+    return grad.pow(2).sum() / batch
+
+
+def gradient_penalty(logits: torch.Tensor, interpolates: torch.Tensor, *, scaler=None) -> torch.Tensor:
+    """WGAN-GP penalty ``mean((|dD/dx|_2 - 1)^2)`` over samples (Gulrajani et al., 2017)."""
+    grad = input_gradient(logits, interpolates, scaler=scaler)
+    norm = grad.flatten(1).norm(2, dim=1)
+    return (norm - 1.0).pow(2).mean()
+
+
+def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference in float32."""
+    return (a.float() - b.float()).abs().mean()
+
+
+def multiscale_feature_matching(fake_feats: Sequence[Sequence[torch.Tensor]],
+                                real_feats: Sequence[Sequence[torch.Tensor]],
+                                *, weight: float, n_layers: Optional[int] = None) -> torch.Tensor:
+    """pix2pixHD feature matching: sum over scales and intermediate layers (not the logits) of
+    ``weight * (1 / n_scales) * (4 / (n_layers + 1)) * L1(fake_feat, real_feat.detach())``."""
+    n_scales = len(fake_feats)
+    total = torch.zeros((), device=fake_feats[0][0].device)
+    for fake_scale, real_scale in zip(fake_feats, real_feats):
+        n_layers_here = (len(fake_scale) - 2) if n_layers is None else n_layers
+        layer_w = 4.0 / (n_layers_here + 1)
+        for f, r in zip(fake_scale[:-1], real_scale[:-1]):
+            total = total + weight * layer_w / n_scales * l1(f, r.detach())
+    return total

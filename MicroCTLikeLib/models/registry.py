@@ -1,0 +1,133 @@
+"""Model names, width presets and construction.
+
+``model_config(name, preset, **overrides)`` gives the full JSON-serialisable hyper-parameter
+dict (it includes ``name`` and ``preset``); ``build_model(config)`` constructs the model.
+Presets: ``tiny`` (CI: a few thousand to ~100 k parameters, an iteration on 32x32 crops in
+well under a second on CPU), ``small`` (reduced width for CPU training; not the study's
+network), ``default`` (the reference widths). ``suggested_crop_px`` and
+``suggested_batch_size`` are hints for the trainer, not used by the model.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+
+from ..errors import InvalidParameterError
+
+MODEL_NAMES = ("funit", "cyclegan", "stargan", "pix2pixhd")
+PRESETS = ("tiny", "small", "default")
+
+_COMMON = {"in_channels": 1}
+
+_DEFAULTS = {
+    "funit": {
+        "gen_nf": 64, "gen_latent_dim": 64, "gen_mlp_dim": 256, "gen_n_mlp_blocks": 3,
+        "gen_n_res_blocks": 2, "gen_n_down_content": 3, "gen_n_down_class": 4,
+        "dis_nf": 64, "dis_n_down": 4, "dis_max_nf": 1024, "dis_reference_inplace": True,
+        "lr_gen": 1e-4, "lr_dis": 1e-4, "weight_decay": 1e-4,
+        "gan_w": 1.0, "r1_w": 10.0, "rec_w": 0.1, "fm_w": 1.0, "ema_beta": 0.999,
+        "suggested_crop_px": 128, "suggested_batch_size": 64,
+    },
+    "cyclegan": {
+        "gen_nf": 64, "gen_n_down": 2, "gen_n_res_blocks": 9, "dis_nf": 64, "dis_n_layers": 3,
+        "lr": 2e-4, "betas": [0.5, 0.999], "cycle_w": 10.0, "identity_w": 0.5, "pool_size": 50,
+        "suggested_crop_px": 256, "suggested_batch_size": 1,
+    },
+    "stargan": {
+        "gen_nf": 64, "gen_n_down": 2, "gen_n_res_blocks": 6, "dis_nf": 64, "dis_n_layers": 6,
+        "n_domains": 2, "lr_gen": 1e-4, "lr_dis": 1e-4, "betas": [0.5, 0.999],
+        "cls_w": 1.0, "rec_w": 10.0, "gp_w": 10.0, "n_critic": 5,
+        "suggested_crop_px": 128, "suggested_batch_size": 16,
+    },
+    "pix2pixhd": {
+        "gen_nf": 64, "gen_n_down": 4, "gen_n_res_blocks": 9, "dis_nf": 64, "dis_n_layers": 3,
+        "dis_n_scales": 2, "lr": 2e-4, "betas": [0.5, 0.999], "fm_w": 10.0, "vgg_w": 10.0,
+        "vgg_weights_path": None,
+        "suggested_crop_px": 256, "suggested_batch_size": 1,
+    },
+}
+
+_PRESET_CHANGES = {
+    ("funit", "small"): {"gen_nf": 32, "gen_mlp_dim": 128, "dis_nf": 32, "dis_max_nf": 512,
+                         "suggested_crop_px": 64, "suggested_batch_size": 8},
+    ("funit", "tiny"): {"gen_nf": 4, "gen_latent_dim": 8, "gen_mlp_dim": 16, "gen_n_res_blocks": 1,
+                        "dis_nf": 4, "dis_n_down": 4, "dis_max_nf": 16,
+                        "suggested_crop_px": 32, "suggested_batch_size": 2},
+    ("cyclegan", "small"): {"gen_nf": 16, "gen_n_res_blocks": 6, "dis_nf": 16,
+                            "suggested_crop_px": 64, "suggested_batch_size": 4},
+    ("cyclegan", "tiny"): {"gen_nf": 4, "gen_n_res_blocks": 2, "dis_nf": 4, "dis_n_layers": 2,
+                           "pool_size": 4, "suggested_crop_px": 32, "suggested_batch_size": 2},
+    ("stargan", "small"): {"gen_nf": 16, "gen_n_res_blocks": 4, "dis_nf": 16, "dis_n_layers": 5,
+                           "suggested_crop_px": 64, "suggested_batch_size": 8},
+    ("stargan", "tiny"): {"gen_nf": 4, "gen_n_res_blocks": 2, "dis_nf": 4, "dis_n_layers": 3,
+                          "suggested_crop_px": 32, "suggested_batch_size": 2},
+    ("pix2pixhd", "small"): {"gen_nf": 16, "gen_n_down": 3, "gen_n_res_blocks": 6, "dis_nf": 16,
+                             "suggested_crop_px": 64, "suggested_batch_size": 2},
+    ("pix2pixhd", "tiny"): {"gen_nf": 4, "gen_n_down": 2, "gen_n_res_blocks": 2, "dis_nf": 4,
+                            "dis_n_layers": 2, "suggested_crop_px": 32, "suggested_batch_size": 2},
+}
+
+_CLASSES = {
+    "funit": ("funit", "FUNITModel"),
+    "cyclegan": ("cyclegan", "CycleGANModel"),
+    "stargan": ("stargan", "StarGANModel"),
+    "pix2pixhd": ("pix2pixhd", "Pix2PixHDModel"),
+}
+
+
+def _check_name_preset(name, preset) -> None:
+    if name not in MODEL_NAMES:
+        raise InvalidParameterError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if preset not in PRESETS:
+        raise InvalidParameterError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+
+
+def model_config(name: str, preset: str = "default", **overrides) -> dict:
+    """Full hyper-parameter dict of a model at a width preset, with overrides applied.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`MODEL_NAMES`.
+    preset : str
+        One of :data:`PRESETS`.
+    **overrides
+        Keys of the returned dict to change; unknown keys raise InvalidParameterError.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable; includes ``"name"`` and ``"preset"``.
+
+    Examples
+    --------
+    >>> model_config("funit", "tiny", lr_gen=2e-4)["lr_gen"]
+    0.0002
+    """
+    _check_name_preset(name, preset)
+    config = {"name": name, "preset": preset, **_COMMON, **copy.deepcopy(_DEFAULTS[name])}
+    config.update(copy.deepcopy(_PRESET_CHANGES.get((name, preset), {})))
+    unknown = sorted(set(overrides) - set(config) | ({"name", "preset"} & set(overrides)))
+    if unknown:
+        raise InvalidParameterError(
+            f"unknown hyper-parameter(s) {unknown} for model {name!r}; known: {sorted(set(config) - {'name', 'preset'})}")
+    config.update(copy.deepcopy(overrides))
+    return config
+
+
+def build_model(config: dict):
+    """Construct the model a config describes (see :func:`model_config`).
+
+    Keys missing from ``config`` (e.g. a checkpoint written before a key existed) are filled
+    from its preset; unknown keys raise InvalidParameterError. torch is imported here.
+    """
+    if not isinstance(config, dict) or "name" not in config:
+        raise InvalidParameterError("a model config is a dict with a 'name' key; make one with model_config()")
+    name, preset = config["name"], config.get("preset", "default")
+    _check_name_preset(name, preset)
+    overrides = {k: v for k, v in config.items() if k not in ("name", "preset")}
+    full = model_config(name, preset, **overrides)
+    module_name, class_name = _CLASSES[name]
+    module = importlib.import_module(f"{__package__}.{module_name}")
+    return getattr(module, class_name)(full)
