@@ -1,0 +1,1 @@
+"""Trabecular bone morphometry, BoneJ-exact."""
