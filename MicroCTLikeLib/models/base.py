@@ -92,7 +92,7 @@ class TranslationModel(nn.Module):
         self._wrapped: dict[str, nn.Module] = {}
         self._scalers: dict = {}
         self._scaler_states: dict = {}
-        seed = int(torch.randint(0, 2 ** 62, (1,)).item())  # drawn from the caller-seeded global RNG
+        seed = int(torch.randint(0, 2 ** 62, (1,), device="cpu").item())  # drawn from the caller-seeded global RNG
         self._rng = torch.Generator().manual_seed(seed)
 
     # ------------------------------------------------------------------ interface

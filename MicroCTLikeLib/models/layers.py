@@ -255,3 +255,48 @@ def count_parameters(*modules: nn.Module) -> int:
                 seen.add(id(p))
                 total += p.numel()
     return total
+
+
+class ResnetGenerator(nn.Module):
+    """Encoder - residual blocks - decoder generator (Johnson et al. 2016 style).
+
+    conv7 (nf) -> n_down x conv/s2 (x2 channels) -> n_res_blocks residual blocks ->
+    n_down x transposed conv/s2 (/2 channels) -> conv7 -> tanh, with norm + ReLU after every
+    conv but the last. ``style`` picks the published variant:
+
+    * ``"cyclegan"``: reflect padding, instance norm without affine, biases, conv3 down,
+      transposed conv3 (output_padding 1) up; CycleGAN's ResNet-9 and pix2pixHD's global
+      generator (with n_down 2 or 4).
+    * ``"stargan"``: zero padding, affine instance norm, no biases, conv4 down, transposed
+      conv4 up (StarGAN).
+
+    Output size equals input size when H and W are multiples of ``size_multiple``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, *, nf: int = 64, n_down: int = 2, n_res_blocks: int = 9,
+                 style: str = "cyclegan"):
+        super().__init__()
+        if style == "cyclegan":
+            pad, norm, bias, k_down, k_up, out_pad = "reflect", "in", True, 3, 3, 1
+        elif style == "stargan":
+            pad, norm, bias, k_down, k_up, out_pad = "zero", "in_affine", False, 4, 4, 0
+        else:
+            raise InvalidParameterError(f"unknown generator style {style!r}; use 'cyclegan' or 'stargan'")
+        self.size_multiple = 2 ** n_down
+        layers: list[nn.Module] = [ConvBlock(in_ch, nf, 7, padding=3, norm=norm, act="relu", pad=pad, bias=bias)]
+        ch = nf
+        for _ in range(n_down):
+            layers.append(ConvBlock(ch, 2 * ch, k_down, stride=2, padding=1, norm=norm, act="relu", pad=pad,
+                                    bias=bias))
+            ch *= 2
+        layers += [ResBlock(ch, norm=norm, act="relu", pad=pad, bias=bias) for _ in range(n_res_blocks)]
+        for _ in range(n_down):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, k_up, stride=2, padding=1, output_padding=out_pad,
+                                          bias=bias),
+                       make_norm(norm, ch // 2), nn.ReLU()]
+            ch //= 2
+        layers.append(ConvBlock(ch, out_ch, 7, padding=3, act="tanh", pad=pad, bias=bias))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
