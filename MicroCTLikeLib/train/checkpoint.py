@@ -34,6 +34,13 @@ FORMAT_VERSION = 1
 STATE_KEYS = ("networks", "optimizers", "extra_state", "rng", "sampler", "inference_generator")
 
 
+def _public_mode(path) -> None:
+    """mkstemp makes 0600 files; give the final file the usual umask-based mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
     path = Path(path)
@@ -44,6 +51,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        _public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -73,6 +81,7 @@ def save_checkpoint(payload: Mapping[str, Any], path) -> Path:
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        _public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

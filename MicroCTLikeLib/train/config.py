@@ -136,9 +136,9 @@ def resolve_config(
     model_config = registry.model_config(config["model"], config["preset"], **config["model_overrides"])
     config["model_config"] = model_config
     if config["crop_px"] is None:
-        config["crop_px"] = int(_first(model_config, ("crop_px", "crop_size", "crop"), 128))
+        config["crop_px"] = int(_first(model_config, ("suggested_crop_px", "crop_px"), 128))
     if config["batch_size"] is None:
-        config["batch_size"] = int(_first(model_config, ("batch_size",), 4))
+        config["batch_size"] = int(_first(model_config, ("suggested_batch_size", "batch_size"), 4))
     validate_config(config)
     return config
 
