@@ -1,0 +1,296 @@
+"""Generation engine: MDCT volume in, micro-CT-like volume out.
+
+The output lies on the checkpoint's target grid: in-plane pixels of ``target_spacing_mm``
+covering the same field of view (outer pixel edges aligned), slices at the MDCT's slice
+positions, the MDCT's direction matrix. So it overlays the input exactly in Slicer.
+
+Slices go through the EMA generator (with FUNIT's stored micro-CT class code) one batch
+at a time. A whole slice is the default; when it does not fit (CUDA out-of-memory) or when
+asked, slices are cut into tiles whose normalisation statistics come from the whole slice
+(:mod:`MicroCTLikeLib.tiling`), so tiling changes nothing a reader sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import InvalidParameterError, VOIError
+from .progress import raise_if_cancelled, report_progress
+from .volume import Volume, validate_voxels
+
+logger = logging.getLogger(__name__)
+
+#: Slices are padded to a multiple of this before the generator (covers every model's total stride).
+SIZE_MULTIPLE = 16
+#: Context (mm) generated around a region so the measurement margin and the generator's
+#: receptive field see real neighbours.
+REGION_CONTEXT_MM = 2.0
+
+Region = Union[None, str, Tuple[Sequence[float], Sequence[float]]]
+
+
+@dataclasses.dataclass
+class GenerationReport:
+    """What a generation did: device, mode, timings, and any fallback it took."""
+
+    device: str
+    mode: str
+    n_slices: int
+    slice_shape: Tuple[int, int]
+    seconds: float
+    slices_per_second: float
+    region: Optional[Dict[str, Any]] = None
+    notes: list = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def resolve_device(device: str = "auto"):
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without CUDA is an error."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidParameterError("--device cuda was asked for but no CUDA device is available; use cpu or auto")
+    if str(device) not in ("cpu",) and not str(device).startswith("cuda"):
+        raise InvalidParameterError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+# ---------------------------------------------------------------------- regions
+def region_slices(mdct: Volume, region: Region) -> Tuple[Tuple[slice, slice, slice], Optional[Dict[str, Any]]]:
+    """Index slices (z, y, x) of the MDCT to generate, and a description of the region.
+
+    ``region`` is ``None``/``"whole"``, ``"standard-vois"`` (the two standard VOIs found
+    in the MDCT, plus :data:`REGION_CONTEXT_MM`), or a box ``(min_lps_mm, max_lps_mm)``.
+    """
+    whole = tuple(slice(0, n) for n in mdct.shape_zyx)
+    if region is None or region == "whole":
+        return whole, None  # type: ignore[return-value]
+    if region == "standard-vois":
+        from .voi import place_standard_vois, voi_slices
+
+        placement = place_standard_vois(mdct)
+        boxes = [voi_slices(mdct, voi, margin_mm=REGION_CONTEXT_MM) for voi in placement.vois]
+        slices = tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))
+        return slices, {"kind": "standard-vois", "vois": [v.to_dict() for v in placement.vois]}  # type: ignore[return-value]
+    if isinstance(region, str):
+        raise InvalidParameterError(f"unknown region {region!r}; use whole, standard-vois or a box")
+    low, high = (np.asarray(v, dtype=float) for v in region)
+    if low.shape != (3,) or high.shape != (3,) or np.any(high <= low):
+        raise InvalidParameterError(f"a region box needs min and max LPS corners with min < max, got {region}")
+    corners = np.array([[x, y, z] for x in (low[0], high[0]) for y in (low[1], high[1]) for z in (low[2], high[2])])
+    index = mdct.lps_to_index_zyx(corners)
+    lo = np.maximum(np.floor(index.min(axis=0) + 1e-6).astype(int), 0)  # tolerance: corners on voxel centres
+    hi = np.minimum(np.ceil(index.max(axis=0) - 1e-6).astype(int) + 1, mdct.shape_zyx)
+    if np.any(hi <= lo):
+        raise VOIError(f"the region box {low.tolist()} .. {high.tolist()} mm (LPS) does not overlap the MDCT volume")
+    slices = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    return slices, {"kind": "box", "min_lps_mm": low.tolist(), "max_lps_mm": high.tolist()}  # type: ignore[return-value]
+
+
+def parse_region(text: Optional[str]) -> Region:
+    """Parse the CLI's ``--region``: ``whole``, ``standard-vois`` or ``L0,P0,S0,L1,P1,S1`` (LPS mm)."""
+    if text in (None, "", "whole", "standard-vois"):
+        return text or None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 6:
+        raise InvalidParameterError(
+            f"--region {text!r}: use whole, standard-vois or a box of six LPS numbers in mm: L0,P0,S0,L1,P1,S1"
+        )
+    return (values[:3], values[3:])
+
+
+# ---------------------------------------------------------------------- the slice loop
+def _pad_to_multiple(batch: np.ndarray, multiple: int) -> Tuple[np.ndarray, Tuple[int, int]]:
+    height, width = batch.shape[-2:]
+    pad_h = (-height) % multiple
+    pad_w = (-width) % multiple
+    if pad_h or pad_w:
+        mode = "reflect" if min(height, width) > max(pad_h, pad_w) else "edge"
+        batch = np.pad(batch, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
+    return batch, (height, width)
+
+
+def translate_slices(generator, slices: np.ndarray, *, device, mode: str = "auto", batch_size: Optional[int] = None,
+                     tile_core_px: int = 256, tile_halo_px: int = 128, progress=None, cancel=None,
+                     notes: Optional[list] = None, autocast_dtype=None) -> Tuple[np.ndarray, str]:
+    """Translate (N, H, W) normalised slices; returns (N, H, W) float32 and the mode used.
+
+    ``mode``: ``whole`` (whole slices), ``tiles`` (exact tiles, see :mod:`tiling`) or
+    ``auto`` (whole slices; on CUDA out-of-memory halve the batch, then switch to tiles,
+    then halve the tiles, noting each step in ``notes``).
+    """
+    import torch
+
+    from .tiling import translate_tiled
+
+    if mode not in ("auto", "whole", "tiles"):
+        raise InvalidParameterError(f"unknown mode {mode!r}; use auto, whole or tiles")
+    notes = notes if notes is not None else []
+    n_slices = slices.shape[0]
+    if batch_size is None:
+        batch_size = 8 if device.type == "cuda" else 1
+    current_mode = "tiles" if mode == "tiles" else "whole"
+    output = np.empty(slices.shape, dtype=np.float32)
+    done = 0
+    report_progress(progress, 0, n_slices, "slices")
+    while done < n_slices:
+        raise_if_cancelled(cancel, "generation")
+        count = min(batch_size, n_slices - done) if current_mode == "whole" else 1
+        padded, (height, width) = _pad_to_multiple(slices[done:done + count], SIZE_MULTIPLE)
+        try:
+            with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                x = torch.from_numpy(np.ascontiguousarray(padded[:, None], dtype=np.float32)).to(device)
+                if current_mode == "whole":
+                    y = generator(x)
+                else:
+                    y = translate_tiled(generator, x, core_px=tile_core_px, halo_px=tile_halo_px,
+                                        multiple=SIZE_MULTIPLE, cancel=cancel)
+                result = y.float()[:, 0, :height, :width].cpu().numpy()
+        except torch.cuda.OutOfMemoryError:
+            if mode == "whole":
+                raise
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            if current_mode == "whole" and batch_size > 1:
+                batch_size //= 2
+                notes.append(f"CUDA out of memory: batch reduced to {batch_size} slices")
+            elif current_mode == "whole":
+                current_mode = "tiles"
+                notes.append(f"CUDA out of memory on one whole slice: switched to exact tiles of {tile_core_px} px")
+            elif tile_core_px > 2 * SIZE_MULTIPLE:
+                tile_core_px = max(SIZE_MULTIPLE, (tile_core_px // 2) // SIZE_MULTIPLE * SIZE_MULTIPLE)
+                notes.append(f"CUDA out of memory: tiles reduced to {tile_core_px} px")
+            else:
+                raise
+            for note in notes[-1:]:
+                logger.warning(note)
+            continue
+        output[done:done + count] = result
+        done += count
+        report_progress(progress, done, n_slices, "slices")
+    return output, current_mode
+
+
+# ---------------------------------------------------------------------- volumes
+def generate_volume(mdct: Volume, generator, metadata: Mapping[str, Any], *, region: Region = None,
+                    device="auto", mode: str = "auto", batch_size: Optional[int] = None, tile_core_px: int = 256,
+                    tile_halo_px: int = 128, precision: str = "fp32", progress=None, cancel=None) -> Tuple[Volume, GenerationReport]:
+    """Translate an MDCT volume (HU) into a micro-CT-like volume.
+
+    Parameters
+    ----------
+    mdct : Volume
+        Clinical CT in HU (any spacing and direction; slices are the volume's k planes).
+    generator : torch.nn.Module
+        ``forward((B,1,H,W) in [-1,1]) -> (B,1,H,W) in [-1,1]``, e.g. from
+        :func:`MicroCTLikeLib.train.checkpoint.load_inference_model` (already on ``device``).
+    metadata : mapping
+        Checkpoint metadata with ``normalisation`` = {``target_spacing_mm``,
+        ``mdct_window_hu``, ``microct_window``}.
+    region : None, "whole", "standard-vois" or (min_lps_mm, max_lps_mm)
+        Part of the MDCT to generate; the output covers only that part.
+    device : "auto", "cpu", "cuda" or torch.device
+    mode : "auto", "whole" or "tiles"
+        See :func:`translate_slices`.
+    precision : "fp32", "bf16" or "fp16"
+        Autocast dtype on CUDA (ignored on CPU, which runs fp32).
+    progress, cancel
+        See :mod:`MicroCTLikeLib.progress`.
+
+    Returns
+    -------
+    volume : Volume
+        float32 micro-CT-like grey values (the training micro-CT's units) on the target grid.
+    report : GenerationReport
+    """
+    import torch
+
+    from .train.data import denormalise, normalise, resample_inplane
+
+    validate_voxels(mdct, "MDCT volume")
+    norm = metadata.get("normalisation") or {}
+    try:
+        target_spacing_mm = float(norm["target_spacing_mm"])
+        mdct_window = [float(v) for v in norm["mdct_window_hu"]]
+        microct_window = [float(v) for v in norm["microct_window"]]
+    except (KeyError, TypeError, ValueError):
+        raise InvalidParameterError("the checkpoint metadata lacks its normalisation (target spacing, windows)") from None
+    torch_device = device if isinstance(device, torch.device) else resolve_device(device)
+    autocast_dtype = None
+    if torch_device.type == "cuda" and precision != "fp32":
+        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        if autocast_dtype is None:
+            raise InvalidParameterError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
+
+    slices, region_info = region_slices(mdct, region)
+    from .voi import crop_volume
+
+    source = crop_volume(mdct, slices) if region_info else mdct
+    resampled = resample_inplane(source, target_spacing_mm, default_value=-1000.0)
+    import SimpleITK as sitk
+
+    grid = Volume.from_sitk(resampled, source="resampled MDCT")
+    hu = sitk.GetArrayViewFromImage(resampled)
+    notes: list = []
+    start = time.perf_counter()
+    translated, used_mode = translate_slices(
+        generator, normalise(hu, mdct_window), device=torch_device, mode=mode, batch_size=batch_size,
+        tile_core_px=tile_core_px, tile_halo_px=tile_halo_px, progress=progress, cancel=cancel, notes=notes,
+        autocast_dtype=autocast_dtype,
+    )
+    seconds = time.perf_counter() - start
+    output = grid.with_array(
+        denormalise(translated, microct_window),
+        modality="micro-CT-like", source=str(mdct.metadata.get("source", "MDCT")),
+        generator=str((metadata.get("model") or {}).get("name", "unknown")),
+    )
+    report = GenerationReport(
+        device=str(torch_device), mode=used_mode, n_slices=int(translated.shape[0]),
+        slice_shape=tuple(int(v) for v in translated.shape[1:]), seconds=round(seconds, 3),
+        slices_per_second=round(translated.shape[0] / max(seconds, 1e-9), 3), region=region_info, notes=notes,
+    )
+    return output, report
+
+
+def generate_from_checkpoint(mdct: Volume, checkpoint_path, **kwargs) -> Tuple[Volume, GenerationReport]:
+    """Load ``checkpoint_path`` (see :func:`bundled_model_path`) and run :func:`generate_volume`."""
+    from .train.checkpoint import load_inference_model
+
+    device = resolve_device(kwargs.pop("device", "auto"))
+    generator, metadata = load_inference_model(checkpoint_path, device=device)
+    return generate_volume(mdct, generator, metadata, device=device, **kwargs)
+
+
+BUNDLED_MODEL_NAME = "microctlike_generator.pt"
+
+
+def bundled_model_path():
+    """Path of the generator shipped with the extension.
+
+    Looked up in order: ``$MICROCTLIKE_MODEL``; the source tree's
+    ``MicroCTLike/Resources/Models``; an installed Slicer extension's
+    ``qt-scripted-modules/Resources/Models`` (the library sits beside the module there).
+    Returns the first that exists, else the source-tree path (for the error message).
+    """
+    import os
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    candidates = []
+    if os.environ.get("MICROCTLIKE_MODEL"):
+        candidates.append(Path(os.environ["MICROCTLIKE_MODEL"]))
+    candidates.append(here.parent / "MicroCTLike" / "Resources" / "Models" / BUNDLED_MODEL_NAME)
+    candidates.append(here.parent / "Resources" / "Models" / BUNDLED_MODEL_NAME)
+    return next((c for c in candidates if c.is_file()), candidates[0])
