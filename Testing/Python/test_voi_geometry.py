@@ -166,3 +166,39 @@ def test_crop_keeps_geometry_and_mask():
     box = voi_slices(volume, voi, margin_mm=1.0)
     np.testing.assert_array_equal(cropped.array, volume.array[box])
     np.testing.assert_array_equal(sub, full[box])
+
+
+@pytest.mark.parametrize("tilt_deg", [0.0, 14.0])
+def test_object_to_world_drives_a_real_slicer_roi_node(tilt_deg):
+    # Real MRML from the slicer-core wheel (a dev dependency): the ROI box must enclose exactly
+    # the cylinder, and reading the node back must give the same cylinder.
+    slicer = pytest.importorskip("slicer", reason="slicer-core wheel is a dev dependency (pip install slicer-core)")
+    import vtk
+
+    scene = slicer.vtkMRMLScene()
+    roi = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", "VOI")
+    voi = CylinderVOI((3.0, -40.0, 12.5), _tilted_axis(tilt_deg, 75.0), 15.0, 5.0)
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, voi.object_to_world(world="ras")[r, c])
+    roi.SetSize(*voi.roi_size_mm())
+    roi.GetObjectToNodeMatrix().DeepCopy(matrix)
+    roi.Modified()
+    centre = [0.0] * 3
+    roi.GetCenterWorld(centre)
+    np.testing.assert_allclose(centre, (-3.0, 40.0, 12.5), atol=1e-9)
+    z_axis = [0.0] * 3
+    roi.GetZAxisWorld(z_axis)
+    np.testing.assert_allclose(z_axis, np.diag([-1, -1, 1]) @ np.asarray(voi.axis_lps), atol=1e-9)
+    world = roi.GetObjectToWorldMatrix()
+    back = CylinderVOI.from_object_to_world(
+        np.array([[world.GetElement(r, c) for c in range(4)] for r in range(4)]), roi.GetSize(), world="ras"
+    )
+    np.testing.assert_allclose(back.centre_lps_mm, voi.centre_lps_mm, atol=1e-9)
+    np.testing.assert_allclose(back.axis_lps, voi.axis_lps, atol=1e-9)
+    # points just inside / outside the cylinder's extreme along its axis and radius lie in / out of the ROI box
+    frame = voi.frame_lps()
+    for local, expected in (((7.49, 7.49, 2.49), True), ((7.51, 0, 0), False), ((0, 0, 2.51), False)):
+        point_lps = np.asarray(voi.centre_lps_mm) + frame @ np.array(local)
+        assert bool(roi.IsPointInROIWorld(np.diag([-1, -1, 1]) @ point_lps)) is expected
