@@ -58,8 +58,10 @@ PRESETS: Dict[str, Preset] = {
     # Test-only: a small block behind the anterior cortex (about 3 M voxels, < 2 s).
     "tiny": Preset("tiny", 4.0, (-1.5, 8.5), 2.0, description="10 x 8 x 4 mm test block (tests only)"),
     # Just enough for the two standard VOIs (15 mm diameter, centre 12.5 mm posterior of the
-    # anterior edge, 5 mm above and below mid-height) with a small margin; anterior cortex included.
-    "small": Preset("small", 8.5, (-1.5, 21.5), 5.5, description="17 x 23 x 11 mm block holding the standard VOIs"),
+    # anterior edge, 5 mm above and below mid-height) with a margin that survives the MDCT grid's
+    # rotation (the MDCT grid is shrunk so it never samples outside the block); anterior cortex
+    # and 1.5 mm of bath in front of it included; x centred on the AP midline.
+    "small": Preset("small", 9.0, (-1.5, 21.5), 6.5, description="18 x 23 x 13 mm block holding the standard VOIs"),
     # The whole body, +-12.5 mm about mid-height as in the study (250 MDCT / 500 micro-CT slices).
     "full": Preset("full", None, None, 12.5, description="whole vertebral body, +-12.5 mm about mid-height"),
 }

@@ -88,7 +88,7 @@ def simulate_specimen(
     seed : int
         Non-negative integer; the only source of randomness (no global RNG is touched).
     preset : {"small", "full", "tiny"}
-        "small": a 17 x 23 x 11 mm block holding the two standard VOIs (seconds);
+        "small": an 18 x 23 x 13 mm block holding the two standard VOIs (seconds);
         "full": the whole body +-12.5 mm about mid-height (about a minute, ~5 GB);
         "tiny": a 10 x 8 x 4 mm block for tests.
     progress, cancel
