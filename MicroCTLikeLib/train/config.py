@@ -206,6 +206,11 @@ def parse_set_option(text: str):
         parsed = yaml.safe_load(value)
     except yaml.YAMLError:
         parsed = value
+    if isinstance(parsed, str):  # YAML 1.1 reads "2e-4" as text; it is a number here
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
     key = key.strip()
     if key.startswith("model_overrides."):
         return "model_overrides", {key.split(".", 1)[1]: parsed}

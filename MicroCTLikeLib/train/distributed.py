@@ -89,6 +89,19 @@ def destroy_process_group(info: DistInfo) -> None:
             dist.destroy_process_group()
 
 
+def mean_across_ranks(values, info: DistInfo, device):
+    """Average a dict of floats over all ranks (every rank must call it with the same keys)."""
+    if not info.enabled or not values:
+        return dict(values)
+    import torch
+    import torch.distributed as dist
+
+    keys = sorted(values)
+    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return {k: float(v) / info.world_size for k, v in zip(keys, tensor.tolist())}
+
+
 def ddp_wrapper(device):
     """A function ``module -> DistributedDataParallel(module)`` for ``model.wrap_for_ddp``."""
     from torch.nn.parallel import DistributedDataParallel

@@ -320,10 +320,12 @@ def _train(config, payload, info, device, run_dir, progress, cancel, registry, s
                     f"training diverged at step {step}: loss {', '.join(bad)} is not finite; resume from the last "
                     "checkpoint with a lower learning rate (model_overrides) or --set amp=off"
                 )
+            if step % int(config["log_every"]) == 0 or step == steps or step == start_step + 1:
+                logged = distributed.mean_across_ranks(losses, info, device)  # the mean over ranks
+                if main:
+                    log.append(step, time.perf_counter() - started, logged)
+                    board.scalars(step, logged)
             if main:
-                if step % int(config["log_every"]) == 0 or step == steps or step == start_step + 1:
-                    log.append(step, time.perf_counter() - started, losses)
-                    board.scalars(step, losses)
                 report_progress(progress, step, steps, " ".join(f"{k}={v:.3g}" for k, v in sorted(losses.items())[:4]))
             if step % int(config["sample_every"]) == 0:
                 _update_class_code(model, fixed["microct"][: int(config["class_code_shots"])])
