@@ -328,3 +328,60 @@ def cleanup_generation_worker(runner) -> None:
     work_dir = getattr(runner, "work_dir", None)
     if work_dir is not None:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- VOIs and metrics
+def cylinder_from_roi(roi_node):
+    """The :class:`~MicroCTLikeLib.voi.CylinderVOI` an ROI node shows (world coordinates)."""
+    from .voi import CylinderVOI
+
+    p = cylinder_parameters_from_roi(roi_node)
+    return CylinderVOI(p["centre_lps_mm"], p["axis_lps"], p["diameter_mm"], p["height_mm"], name=p["name"])
+
+
+def place_standard_vois(volume_node, *, scene=None, **placement_options):
+    """Find the vertebral body in a volume node and add the two standard VOIs as ROI nodes.
+
+    Returns (superior ROI node, inferior ROI node); each also gets a cylinder model node
+    (shown in 2-D and 3-D) so the true VOI shape is visible inside the ROI box.
+    """
+    from .voi import place_standard_vois as place
+
+    placement = place(volume_from_node(volume_node), **placement_options)
+    nodes = []
+    base = volume_node.GetName()
+    for voi in placement.vois:
+        roi = roi_node_from_cylinder(voi, f"{base} VOI {voi.name}", scene=scene)
+        cylinder_model_node(voi, f"{base} VOI {voi.name} cylinder", scene=scene)
+        nodes.append(roi)
+    return tuple(nodes)
+
+
+def measure_volumes_in_rois(volume_nodes: Sequence, roi_nodes: Sequence, *, threshold="isodata",
+                            tb_sp_policy: str = "margin", margin_mm: Optional[float] = None) -> List[Dict[str, Any]]:
+    """BV/TV, Tb.Th, Tb.Sp of every volume node in every ROI's cylinder, one row each.
+
+    Rows hold ``volume``, ``voi`` and the metrics with units in the names, plus the
+    threshold and the Tb.Sp policy used (so a saved table says how it was measured).
+    """
+    from .measurement import measure_in_voi
+    from .morphometry import DEFAULT_MARGIN_MM
+
+    if not volume_nodes:
+        raise InvalidVolumeError("select at least one volume to measure")
+    if not roi_nodes:
+        raise VOIError("place the standard VOIs (or select ROI nodes) before measuring")
+    vois = [cylinder_from_roi(node) for node in roi_nodes]
+    rows = []
+    for node in volume_nodes:
+        volume = volume_from_node(node)
+        for voi in vois:
+            result = measure_in_voi(volume, voi, threshold=threshold, tb_sp_policy=tb_sp_policy,
+                                    margin_mm=DEFAULT_MARGIN_MM if margin_mm is None else margin_mm)
+            rows.append({
+                "volume": node.GetName(), "voi": voi.name, "bv_tv": result.bv_tv, "tb_th_mm": result.tb_th_mm,
+                "tb_th_sd_mm": result.tb_th_sd_mm, "tb_sp_mm": result.tb_sp_mm, "tb_sp_sd_mm": result.tb_sp_sd_mm,
+                "threshold": "" if result.threshold is None else result.threshold,
+                "threshold_method": result.threshold_method, "tb_sp_policy": result.tb_sp_policy,
+            })
+    return rows

@@ -120,3 +120,37 @@ def test_action_states_follow_the_parameters():
     states = slicer_logic.action_states(has_input=True, has_vois=True, generating=True)
     assert states["generateButton"] [2] == "Cancel" and states["generateButton"][0]
     assert not states["measureButton"][0] and not states["placeStandardVOIsButton"][0]
+
+
+@pytest.fixture(scope="module")
+def simulated_specimen():
+    from MicroCTLikeLib.simulate import simulate_specimen
+
+    return simulate_specimen(11, preset="small")
+
+
+def test_standard_vois_and_metrics_table_on_a_simulated_vertebra(scene, simulated_specimen):
+    """The module's Place + Measure path on a real scene, checked against the library."""
+    from MicroCTLikeLib.measurement import measure_in_voi
+    from MicroCTLikeLib.voi import place_standard_vois
+
+    node = slicer_logic.node_from_volume(simulated_specimen.mdct, "MDCT")
+    superior, inferior = slicer_logic.place_standard_vois(node, scene=scene)
+    assert tuple(superior.GetSize()) == (15.0, 15.0, 5.0)
+    assert scene.GetNodesByClass("vtkMRMLModelNode").GetNumberOfItems() == 2
+    expected = place_standard_vois(simulated_specimen.mdct).vois
+    np.testing.assert_allclose(slicer_logic.cylinder_from_roi(superior).centre_lps_mm, expected[0].centre_lps_mm,
+                               atol=1e-9)
+    rows = slicer_logic.measure_volumes_in_rois([node], [superior, inferior])
+    assert [r["voi"] for r in rows] == ["MDCT VOI superior", "MDCT VOI inferior"]
+    direct = measure_in_voi(simulated_specimen.mdct, expected[1])
+    assert rows[1]["tb_th_mm"] == pytest.approx(direct.tb_th_mm, rel=1e-12)
+    assert rows[1]["tb_sp_policy"] == "margin" and rows[1]["threshold_method"] == "isodata"
+    table = slicer_logic.metrics_table_node(rows, scene=scene)
+    assert table.GetTable().GetNumberOfRows() == 2
+
+
+def test_measuring_without_rois_says_what_to_do(scene, simulated_specimen):
+    node = slicer_logic.node_from_volume(simulated_specimen.mdct, "MDCT")
+    with pytest.raises(VOIError, match="place the standard VOIs"):
+        slicer_logic.measure_volumes_in_rois([node], [])
