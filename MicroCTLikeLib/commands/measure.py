@@ -79,6 +79,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        output, rows = _measure(args)
+    messages = list(dict.fromkeys(str(w.message) for w in caught))
+    for message in messages:  # once each, without the source line of a raw Python warning
+        print(f"microctlike: warning: {message}", file=sys.stderr)
+    if args.json:
+        import numpy as np
+
+        output["warnings"] = messages
+        json.dump(_jsonable(output, np), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_table(args.volume, rows)
+    return 0
+
+
+def _measure(args: argparse.Namespace):
     import numpy as np
 
     from ..errors import InvalidParameterError
@@ -123,13 +143,7 @@ def run(args: argparse.Namespace) -> int:
         entries = [dict(name=voi.name, **measure_voi(voi)) for voi in placement.vois]
         output.update(vois=entries, placement=placement.body.to_dict(), placement_parameters=placement.parameters)
         rows = [(e["name"], e) for e in entries]
-
-    if args.json:
-        json.dump(_jsonable(output, np), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        _print_table(args.volume, rows)
-    return 0
+    return output, rows
 
 
 def _entry(result, voi_description) -> dict:

@@ -134,3 +134,16 @@ def test_bad_input_exits_cleanly(sheets, args, code, message):
     assert done.returncode == code, done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_anisotropic_stack_is_calibrated_by_pixel_width_and_warned(tmp_path):
+    # BoneJ calibrates by the x spacing only; the CLI says so once, without a Python warning line.
+    case = _case("plates_t5_s12_borderpad")
+    volume = Volume(np.load(BONEJ / case["file"])["vol"], (0.05, 0.05, 0.1))
+    path = write_volume(volume, tmp_path / "aniso.nrrd")
+    done = _run(path, "--voi", "whole", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["tb_th_mm"] == pytest.approx(6 * 0.05, rel=1e-6)
+    assert len(out["warnings"]) == 1 and "anisotropic" in out["warnings"][0]
+    assert done.stderr.count("microctlike: warning: anisotropic") == 1 and "UserWarning" not in done.stderr
