@@ -91,6 +91,7 @@ def list_cohort(cohort_dir) -> List[CaseFiles]:
                     if _case_id(entry):
                         splits[_case_id(entry)] = str(name)
     ids: List[str] = []
+    files: Dict[str, Mapping[str, Any]] = {}  # the manifest may name the files (relative to the cohort)
     entries = manifest.get("cases")
     if isinstance(entries, Mapping):
         entries = [{"id": key, **(value if isinstance(value, Mapping) else {})} for key, value in entries.items()]
@@ -100,6 +101,8 @@ def list_cohort(cohort_dir) -> List[CaseFiles]:
             if case_id is None:
                 continue
             ids.append(case_id)
+            if isinstance(entry, Mapping) and isinstance(entry.get("files"), Mapping):
+                files[case_id] = entry["files"]
             if isinstance(entry, Mapping) and isinstance(entry.get("split"), str):
                 splits.setdefault(case_id, entry["split"])
     if not ids:
@@ -108,11 +111,12 @@ def list_cohort(cohort_dir) -> List[CaseFiles]:
         raise InvalidParameterError(f"{cohort_dir}: no cases found (expected <case>/mdct.nrrd and <case>/microct.nrrd)")
     cases = []
     for case_id in ids:
-        folder = cohort_dir / case_id
-        for name in ("mdct.nrrd", "microct.nrrd"):
-            if not (folder / name).is_file():
-                raise InvalidParameterError(f"{folder / name}: listed in the cohort but missing")
-        cases.append(CaseFiles(case_id, folder / "mdct.nrrd", folder / "microct.nrrd", splits.get(case_id)))
+        named = files.get(case_id, {})
+        paths = [cohort_dir / str(named.get(kind) or Path(case_id) / f"{kind}.nrrd") for kind in ("mdct", "microct")]
+        for path in paths:
+            if not path.is_file():
+                raise InvalidParameterError(f"{path}: listed in the cohort but missing")
+        cases.append(CaseFiles(case_id, paths[0], paths[1], splits.get(case_id)))
     return cases
 
 
