@@ -202,6 +202,7 @@ def measure_trabecular(image, *, spacing_xyz_mm, voi_mask=None, threshold="isoda
     array = _validate_volume(image)
     spacing = _validate_spacing(spacing_xyz_mm)
     mask = _validate_mask(voi_mask, array.shape)
+    _check_threshold(threshold)
     report_progress(progress, 0, 3, "thresholding")
     if array.dtype == bool:
         bone, level, method = array.copy(), None, "binary"
@@ -239,18 +240,26 @@ def measure_binary(binary, *, spacing_xyz_mm, voi_mask=None, tb_sp_policy="margi
                          threads=threads, progress=progress, cancel=cancel)
 
 
-def _threshold_level(image8, threshold, mask):
+def _check_threshold(threshold):
+    """(method name, fixed level or None) of a ``threshold`` argument."""
     if isinstance(threshold, str):
         key = threshold.lower()
         if key not in METHODS:
             raise InvalidParameterError(f"unknown threshold {threshold!r}; use one of {', '.join(METHODS)} "
                                         "or an 8-bit level 0-254")
-        return auto_threshold(histogram_8bit(image8, mask=mask), method=key), key
+        return key, None
     if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, np.integer)):
         raise InvalidParameterError(f"threshold must be a method name or an int 8-bit level, got {threshold!r}")
     if not 0 <= int(threshold) <= 254:
         raise InvalidParameterError(f"a fixed threshold is an 8-bit level in [0, 254] (bone > level), got {threshold}")
-    return int(threshold), "fixed"
+    return "fixed", int(threshold)
+
+
+def _threshold_level(image8, threshold, mask):
+    method, level = _check_threshold(threshold)
+    if level is None:
+        level = auto_threshold(histogram_8bit(image8, mask=mask), method=method)
+    return level, method
 
 
 def _bounding_box(mask: np.ndarray, grow_zyx=(0, 0, 0)) -> tuple:
