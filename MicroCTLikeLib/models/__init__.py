@@ -7,9 +7,10 @@ Importing this package does not import torch; :func:`build_model` and the model 
 >>> model = build_model(model_config("funit", "tiny"))  # doctest: +SKIP
 """
 
-from .registry import MODEL_NAMES, PRESETS, build_model, model_config
+from .registry import MODEL_NAMES, PRESETS, build_inference_generator, build_model, model_config
 
-__all__ = ["MODEL_NAMES", "PRESETS", "build_model", "model_config", "TranslationModel"]
+__all__ = ["MODEL_NAMES", "PRESETS", "build_model", "build_inference_generator", "model_config",
+           "TranslationModel"]
 
 
 def __getattr__(name):

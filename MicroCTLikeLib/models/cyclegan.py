@@ -84,6 +84,14 @@ class ImagePool:
         return torch.cat(out)
 
 
+def make_inference_generator(c: dict) -> PaddedGenerator:
+    """An (untrained) MDCT -> micro-CT inference module of the config's shape (g_ab), to load a
+    saved state_dict into."""
+    g = ResnetGenerator(c["in_channels"], c["in_channels"], nf=c["gen_nf"], n_down=c["gen_n_down"],
+                        n_res_blocks=c["gen_n_res_blocks"])
+    return PaddedGenerator(g, g.size_multiple)
+
+
 class CycleGANModel(TranslationModel):
     """CycleGAN between MDCT (A) and micro-CT (B); inference uses g_ab."""
 

@@ -208,6 +208,19 @@ class FUNITTranslator(nn.Module):
         return self.generator.decode(self.generator.encode_content(x), code)[..., :h, :w]
 
 
+def make_generator(c: dict) -> FUNITGenerator:
+    """The FUNIT generator a config describes (Kaiming-initialised)."""
+    return init_weights(FUNITGenerator(
+        in_ch=c["in_channels"], nf=c["gen_nf"], latent_dim=c["gen_latent_dim"], mlp_dim=c["gen_mlp_dim"],
+        n_mlp_blocks=c["gen_n_mlp_blocks"], n_res_blocks=c["gen_n_res_blocks"],
+        n_down_content=c["gen_n_down_content"], n_down_class=c["gen_n_down_class"]), "kaiming")
+
+
+def make_inference_generator(c: dict) -> FUNITTranslator:
+    """An (untrained) inference module of the config's shape, to load a saved state_dict into."""
+    return FUNITTranslator(make_generator(c).requires_grad_(False), c["gen_latent_dim"])
+
+
 class FUNITModel(TranslationModel):
     """FUNIT trained MDCT (content) -> micro-CT (class), hinge GAN + R1 + L1 + feature matching.
 
@@ -221,10 +234,7 @@ class FUNITModel(TranslationModel):
     def __init__(self, config: dict):
         super().__init__(config)
         c = self.config
-        self.generator = init_weights(FUNITGenerator(
-            in_ch=self.in_channels, nf=c["gen_nf"], latent_dim=c["gen_latent_dim"], mlp_dim=c["gen_mlp_dim"],
-            n_mlp_blocks=c["gen_n_mlp_blocks"], n_res_blocks=c["gen_n_res_blocks"],
-            n_down_content=c["gen_n_down_content"], n_down_class=c["gen_n_down_class"]), "kaiming")
+        self.generator = make_generator(c)
         self.discriminator = init_weights(FUNITDiscriminator(
             in_ch=self.in_channels, nf=c["dis_nf"], n_down=c["dis_n_down"], max_nf=c["dis_max_nf"],
             n_classes=2, reference_inplace=c["dis_reference_inplace"]), "kaiming")
@@ -296,10 +306,13 @@ class FUNITModel(TranslationModel):
         with self._autocast():
             xt, xr = self._net("generator")(xa, xb)
             with frozen(self.discriminator):
-                logits, feats = self.discriminator(torch.cat([xt, xr, xb, xa]), torch.cat([lb, la, lb, la]))
+                logits, feats = self.discriminator(torch.cat([xt, xr]), torch.cat([lb, la]))
+                with torch.no_grad():  # features of the real images are constants here
+                    _, feats_real = self.discriminator(torch.cat([xb, xa]), torch.cat([lb, la]))
         adv_t = losses.hinge_g_loss(logits[:n])
-        adv_r = losses.hinge_g_loss(logits[n:2 * n])
-        f_t, f_r, f_b, f_a = feats.float().mean(dim=(2, 3)).split(n)
+        adv_r = losses.hinge_g_loss(logits[n:])
+        f_t, f_r = feats.float().mean(dim=(2, 3)).split(n)
+        f_b, f_a = feats_real.float().mean(dim=(2, 3)).split(n)
         fm_content = losses.l1(f_r, f_a)
         fm_class = losses.l1(f_t, f_b)
         rec = losses.l1(xr, xa)

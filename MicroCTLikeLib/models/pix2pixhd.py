@@ -50,6 +50,19 @@ def _lsgan_multiscale(feats: list[list[torch.Tensor]], target_is_real: bool) -> 
     return sum(losses.lsgan_loss(scale[-1], target_is_real) for scale in feats)
 
 
+def make_generator(c: dict) -> ResnetGenerator:
+    """The global generator a config describes (N(0, 0.02)-initialised)."""
+    ch = c["in_channels"]
+    return init_weights(ResnetGenerator(ch, ch, nf=c["gen_nf"], n_down=c["gen_n_down"],
+                                        n_res_blocks=c["gen_n_res_blocks"]), "normal")
+
+
+def make_inference_generator(c: dict) -> PaddedGenerator:
+    """An (untrained) inference module of the config's shape, to load a saved state_dict into."""
+    generator = make_generator(c)
+    return PaddedGenerator(generator, generator.size_multiple)
+
+
 class Pix2PixHDModel(TranslationModel):
     """pix2pixHD global generator trained on paired MDCT / micro-CT slices."""
 
@@ -60,8 +73,7 @@ class Pix2PixHDModel(TranslationModel):
         super().__init__(config)
         c = self.config
         ch = self.in_channels
-        self.generator = init_weights(ResnetGenerator(ch, ch, nf=c["gen_nf"], n_down=c["gen_n_down"],
-                                                      n_res_blocks=c["gen_n_res_blocks"]), "normal")
+        self.generator = make_generator(c)
         self.discriminator = init_weights(MultiscaleDiscriminator(
             2 * ch, ndf=c["dis_nf"], n_layers=c["dis_n_layers"], n_scales=c["dis_n_scales"]), "normal")
         self.size_multiple = self.generator.size_multiple
@@ -99,8 +111,9 @@ class Pix2PixHDModel(TranslationModel):
         with self._autocast():
             fake = self._net("generator")(label)
             with frozen(self.discriminator):
-                feats = self.discriminator(torch.cat([torch.cat([label, fake], 1), torch.cat([label, real], 1)]))
-        fake_feats, real_feats = _split(feats, n)
+                fake_feats = self.discriminator(torch.cat([label, fake], 1))
+                with torch.no_grad():  # targets of the feature matching
+                    real_feats = self.discriminator(torch.cat([label, real], 1))
         g_gan = _lsgan_multiscale(fake_feats, True)
         g_fm = losses.multiscale_feature_matching(fake_feats, real_feats, weight=c["fm_w"])
         g_loss = g_gan + g_fm

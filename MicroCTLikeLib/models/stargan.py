@@ -92,6 +92,17 @@ class StarGANTranslator(nn.Module):
         return self.generator(x, one_hot(labels, self.generator.n_domains))[..., :h, :w]
 
 
+def make_generator(c: dict) -> StarGANGenerator:
+    """The StarGAN generator a config describes (PyTorch default init, as the reference)."""
+    return StarGANGenerator(in_ch=c["in_channels"], n_domains=c["n_domains"], nf=c["gen_nf"],
+                            n_down=c["gen_n_down"], n_res_blocks=c["gen_n_res_blocks"])
+
+
+def make_inference_generator(c: dict) -> StarGANTranslator:
+    """An (untrained) inference module of the config's shape, to load a saved state_dict into."""
+    return StarGANTranslator(make_generator(c))
+
+
 class StarGANModel(TranslationModel):
     """StarGAN with WGAN-GP between MDCT and micro-CT."""
 
@@ -105,8 +116,7 @@ class StarGANModel(TranslationModel):
         nd = c["n_domains"]
         if nd != 2:
             raise InvalidParameterError(f"StarGAN here translates between 2 domains (MDCT, micro-CT); got {nd}")
-        self.generator = StarGANGenerator(in_ch=self.in_channels, n_domains=nd, nf=c["gen_nf"],
-                                          n_down=c["gen_n_down"], n_res_blocks=c["gen_n_res_blocks"])
+        self.generator = make_generator(c)
         self.discriminator = StarGANDiscriminator(in_ch=self.in_channels, n_domains=nd, nf=c["dis_nf"],
                                                   n_layers=c["dis_n_layers"])
         self.size_multiple = self.generator.size_multiple

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from MicroCTLikeLib.errors import CheckpointError, InvalidParameterError
-from MicroCTLikeLib.models import MODEL_NAMES, PRESETS, build_model, model_config
+from MicroCTLikeLib.models import MODEL_NAMES, PRESETS, build_inference_generator, build_model, model_config
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -135,9 +135,27 @@ def test_training_updates_is_deterministic_and_resumes_exactly(name, tmp_path):
 
     c.update_class_code(batches[0]["microct"])  # FUNIT needs it; the others ignore it
     gen = c.inference_generator()
+    x = torch.rand(3, 1, 40, 44) * 2 - 1
     with torch.no_grad():
-        out = gen(torch.rand(3, 1, 40, 44) * 2 - 1)
+        out = gen(x)
     assert out.shape == (3, 1, 40, 44) and torch.isfinite(out).all() and out.abs().max() <= 1
+    # the inference module alone (no discriminator) loads the saved inference state exactly
+    alone = build_inference_generator(cfg)
+    alone.load_state_dict(gen.state_dict())
+    with torch.no_grad():
+        assert torch.equal(alone(x), out)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_channels_last_gives_the_same_step(name):
+    cfg = _tiny(name)
+    results = []
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        torch.manual_seed(5)
+        model = build_model(cfg).to(memory_format=memory_format)
+        batch = {k: v.contiguous(memory_format=memory_format) for k, v in _batch(9).items()}
+        results.append(model.training_step(batch, 0))
+    assert results[1] == pytest.approx(results[0], rel=1e-4, abs=1e-5)
 
 
 def test_stargan_updates_generator_every_n_critic_steps():
