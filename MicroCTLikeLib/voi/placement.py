@@ -145,6 +145,14 @@ def place_standard_vois(
     ------
     VOIError
         No body found, anterior cortex outside the volume, or a VOI outside the volume.
+
+    Examples
+    --------
+    >>> placement = place_standard_vois(read_volume("mdct.nrrd"))       # doctest: +SKIP
+    >>> [voi.name for voi in placement.vois]                            # doctest: +SKIP
+    ['superior', 'inferior']
+    >>> placement.body.anterior_edge_lps_mm                             # doctest: +SKIP
+    (-0.58, -20.1, -1.01)
     """
     if offset_mm is None:
         offset_mm = height_mm

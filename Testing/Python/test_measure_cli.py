@@ -121,6 +121,7 @@ def test_standard_vois_on_a_phantom_body(tmp_path):
     [
         (["missing.nrrd"], 1, "no such file"),
         (["{sheets}", "--voi", "cylinder:0,0,0,15,5"], 1, "not entirely inside"),
+        (["{sheets}", "--voi", "standard"], 1, "no vertebral body"),  # a sponge cube, no body
         (["{sheets}", "--voi", "cylinder:1,2,3"], 2, "invalid VOI"),
         (["{sheets}", "--voi", "box"], 2, "invalid VOI"),
         (["{sheets}", "--threshold", "300"], 2, "invalid threshold"),
