@@ -151,12 +151,12 @@ class TranslationModel(nn.Module):
 
     def _autocast(self):
         if self._use_amp():
-            return torch.autocast(device_type="cuda", dtype=self.autocast_dtype)
+            return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
         return contextlib.nullcontext()
 
     def _scaler(self, key: str):
         """The GradScaler of one optimizer when training in float16 on CUDA, else None."""
-        if not (self._use_amp() and self.autocast_dtype == torch.float16):
+        if not (self._use_amp() and self.autocast_dtype == torch.float16 and self.device.type == "cuda"):
             return None
         if key not in self._scalers:
             scaler = torch.amp.GradScaler("cuda")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+import math
+import numbers
 
 from ..errors import InvalidParameterError
 
@@ -83,6 +85,38 @@ def _check_name_preset(name, preset) -> None:
         raise InvalidParameterError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
 
 
+def _validate(name: str, config: dict, defaults: dict) -> None:
+    """Types and ranges, judged by the type of each key's default value."""
+    def bad(key, why):
+        raise InvalidParameterError(f"{name} hyper-parameter {key}={config[key]!r}: {why}")
+
+    for key, default in defaults.items():
+        value = config[key]
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                bad(key, "must be true or false")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                bad(key, "must be an integer")
+            low = 0 if ("_n_res" in key or key.endswith("_n_down")) else 1
+            if value < low:
+                bad(key, f"must be >= {low}")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+                bad(key, "must be a finite number >= 0")
+            if key.startswith("lr") and value <= 0:
+                bad(key, "a learning rate must be > 0")
+            if key == "ema_beta" and not value < 1:
+                bad(key, "must be < 1")
+        elif key == "betas":
+            if (not isinstance(value, (list, tuple)) or len(value) != 2
+                    or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in value)):
+                bad(key, "must be two numbers in [0, 1)")
+        elif key == "vgg_weights_path":
+            if value is not None and not isinstance(value, str):
+                bad(key, "must be a file path or null")
+
+
 def model_config(name: str, preset: str = "default", **overrides) -> dict:
     """Full hyper-parameter dict of a model at a width preset, with overrides applied.
 
@@ -108,11 +142,15 @@ def model_config(name: str, preset: str = "default", **overrides) -> dict:
     _check_name_preset(name, preset)
     config = {"name": name, "preset": preset, **_COMMON, **copy.deepcopy(_DEFAULTS[name])}
     config.update(copy.deepcopy(_PRESET_CHANGES.get((name, preset), {})))
+    reference = copy.deepcopy(config)
     unknown = sorted(set(overrides) - set(config) | ({"name", "preset"} & set(overrides)))
     if unknown:
         raise InvalidParameterError(
             f"unknown hyper-parameter(s) {unknown} for model {name!r}; known: {sorted(set(config) - {'name', 'preset'})}")
     config.update(copy.deepcopy(overrides))
+    if isinstance(config.get("betas"), tuple):
+        config["betas"] = list(config["betas"])  # stay JSON-identical
+    _validate(name, config, reference)
     return config
 
 

@@ -227,3 +227,31 @@ def test_pix2pixhd_vgg_loss_needs_and_uses_local_weights(tmp_path):
     assert model.vgg_loss(x, -x).item() > 0.0
     losses = model.training_step(_batch(1), 0)
     assert losses["g_vgg"] > 0 and math.isfinite(losses["g_loss"])
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_autocast_code_path_runs(name, monkeypatch):
+    """The mixed-precision branch (CUDA-only in use) exercised with CPU bfloat16 autocast."""
+    torch.manual_seed(2)
+    model = build_model(_tiny(name, **({"n_critic": 1} if name == "stargan" else {})))
+    model.autocast_dtype = torch.bfloat16
+    monkeypatch.setattr(model, "_use_amp", lambda: True)
+    losses = [model.training_step(_batch(i), i) for i in range(2)]
+    assert all(math.isfinite(v) for step in losses for v in step.values())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"gen_nf": 0}, "gen_nf=0: must be >= 1"),
+    ({"gen_nf": 8.5}, "must be an integer"),
+    ({"lr_gen": 0.0}, "learning rate"),
+    ({"ema_beta": 1.0}, "must be < 1"),
+    ({"r1_w": float("nan")}, "finite"),
+    ({"dis_reference_inplace": 1}, "true or false"),
+])
+def test_bad_hyper_parameters_are_refused(overrides, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        model_config("funit", "tiny", **overrides)
+    with pytest.raises(InvalidParameterError, match="two numbers"):
+        model_config("cyclegan", "tiny", betas=[0.5])
+    assert model_config("cyclegan", "tiny", betas=(0.9, 0.99))["betas"] == [0.9, 0.99]
