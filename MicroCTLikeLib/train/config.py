@@ -34,6 +34,7 @@ DEFAULTS: Dict[str, Any] = {
     "device": "auto",  # auto | cpu | cuda | cuda:N
     "amp": "auto",  # auto (bf16 on CUDA when supported, fp32 on CPU) | bf16 | fp16 | off
     "channels_last": True,  # CUDA only
+    "cpu_threads": None,  # torch intra-op threads while training (None: torch's default); restored after
     # data
     "split": "train",  # train | test | all: which specimens of the cohort to train on
     "test_fraction": 1.0 / 3.0,  # deterministic specimen split when cohort.json gives none (study: 25/75)
@@ -190,6 +191,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise InvalidParameterError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {config['split']!r}")
     if config["cache_dtype"] not in ("float16", "float32"):
         raise InvalidParameterError(f"cache_dtype must be float16 or float32, got {config['cache_dtype']!r}")
+    threads = config["cpu_threads"]
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InvalidParameterError(f"cpu_threads must be a positive integer or null, got {threads!r}")
     device = str(config["device"])
     if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
         raise InvalidParameterError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")

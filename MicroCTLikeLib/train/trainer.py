@@ -33,7 +33,7 @@ from .data import SliceSampler, list_cohort, load_training_data, select_split
 from .runlog import CsvLog, TensorBoard, write_sample_png
 
 #: Options that may change when a run is resumed; everything else must match the checkpoint.
-RESUME_MAY_CHANGE = ("steps", "device", "amp", "channels_last", "log_every", "sample_every", "checkpoint_every", "out", "data", "tensorboard")
+RESUME_MAY_CHANGE = ("steps", "device", "amp", "channels_last", "cpu_threads", "log_every", "sample_every", "checkpoint_every", "out", "data", "tensorboard")
 SAMPLE_COUNT = 4  # rows in a sample PNG
 
 
@@ -199,6 +199,9 @@ def train(
     distributed.init_process_group(info, device)  # also a rendezvous: every rank has checked run_dir
     main = info.is_main
     say = say if main else (lambda message: None)
+    threads_before = torch.get_num_threads()
+    if config.get("cpu_threads"):
+        torch.set_num_threads(int(config["cpu_threads"]))
     try:
         payload = None
         if resume:
@@ -208,6 +211,7 @@ def train(
             say(f"resuming {run_dir} from step {payload['step']}")
         return _train(config, payload, info, device, run_dir, progress, cancel, registry, say)
     finally:
+        torch.set_num_threads(threads_before)
         distributed.destroy_process_group(info)
 
 

@@ -16,7 +16,7 @@ from test_train_support import tiny_cohort  # noqa: F401  (fixture)
 @pytest.fixture(scope="module")
 def good(tiny_cohort, tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt") / "run"
-    argv = ["train", "--model", "funit", "--preset", "tiny", "--data", str(tiny_cohort), "--out", str(out), "--steps", "1", "--quiet"]
+    argv = ["train", "--model", "funit", "--preset", "tiny", "--data", str(tiny_cohort), "--out", str(out), "--steps", "1", "--quiet", "--set", "cpu_threads=1"]
     assert cli.main(argv) == 0
     return out / "checkpoints" / "last.pt"
 

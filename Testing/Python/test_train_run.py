@@ -21,7 +21,8 @@ STEPS = {"funit": 6, "cyclegan": 4, "stargan": 6, "pix2pixhd": 4}
 
 def _train(cohort, out, model, steps, *extra):
     argv = ["train", "--model", model, "--preset", "tiny", "--data", str(cohort), "--out", str(out),
-            "--steps", str(steps), "--seed", "3", "--quiet", "--set", "log_every=1", "--set", "sample_every=2"]
+            "--steps", str(steps), "--seed", "3", "--quiet", "--set", "log_every=1", "--set", "sample_every=2",
+            "--set", "cpu_threads=1"]  # tiny nets: one thread is fastest, and immune to a busy machine
     assert cli.main(argv + list(extra)) == 0
 
 
@@ -129,7 +130,8 @@ def test_refuses_nonempty_run_dir_and_resume_mismatch(tiny_cohort, tmp_path, cap
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    argv = ["train", "--model", "funit", "--preset", "tiny", "--data", str(tiny_cohort), "--out", str(out), "--steps", "1", "--quiet"]
+    argv = ["train", "--model", "funit", "--preset", "tiny", "--data", str(tiny_cohort), "--out", str(out), "--steps", "1",
+            "--quiet", "--set", "cpu_threads=1"]
     assert cli.main(argv) == 1
     assert "not empty" in capsys.readouterr().err
     assert cli.main(argv + ["--resume"]) == 1
@@ -154,7 +156,7 @@ def test_cancel_saves_a_resumable_checkpoint(tiny_cohort, tmp_path):
         if done == 2:  # the user presses Cancel after the second step
             stop.set()
 
-    config = resolve_config(overrides={"model": "funit", "preset": "tiny", "data": str(tiny_cohort), "out": str(tmp_path / "r"), "steps": 10})
+    config = resolve_config(overrides={"model": "funit", "preset": "tiny", "data": str(tiny_cohort), "out": str(tmp_path / "r"), "steps": 10, "cpu_threads": 1})
     with pytest.raises(CancelledError):
         train(config, progress=progress, cancel=stop, say=lambda m: None)
     assert load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")["step"] == 2  # 2 steps finished before the stop
