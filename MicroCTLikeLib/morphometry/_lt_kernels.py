@@ -209,13 +209,17 @@ def paint_balls(r_sq, coords, radii, starts, isqrt, n_chunks):
             if (dom_xm and dom_xp) or (dom_ym and dom_yp) or (dom_zm and dom_zp):
                 # two opposite dominating neighbours cover every row of this ball
                 continue
-            dz_lo = max(-r, z0 - z)
-            dz_hi = min(r, z1 - 1 - z)
+            # A dominating neighbour at -1 along an axis holds every row on that side
+            # (offset <= -1): R_q - (d + 1)^2 >= R_p - d^2 there. Likewise at +1.
+            dz_lo = max(0 if dom_zm else -r, z0 - z)
+            dz_hi = min(0 if dom_zp else r, z1 - 1 - z)
             for dz in range(dz_lo, dz_hi + 1):
                 zz = z + dz
                 rem_z = rp - dz * dz
                 ry = isqrt[rem_z]
-                for dy in range(max(-ry, -y), min(ry, ny - 1 - y) + 1):
+                dy_lo = max(0 if dom_ym else -ry, -y)
+                dy_hi = min(0 if dom_yp else ry, ny - 1 - y)
+                for dy in range(dy_lo, dy_hi + 1):
                     rem = rem_z - dy * dy
                     a = isqrt[rem]
                     if dom_ym:
