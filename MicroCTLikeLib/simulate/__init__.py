@@ -10,11 +10,13 @@ Public API: :func:`simulate_specimen`, :class:`Specimen`, :func:`write_cohort`,
 """
 
 from .cohort import case_seed, suggest_split, write_cohort, write_specimen
-from .parameters import PRESETS, Preset, draw_specimen_parameters, solve_field_parameters
+from .parameters import CALIBRATED_FITS, PRESETS, SCIENCE_FITS, Preset, draw_specimen_parameters, solve_field_parameters
 from .specimen import ORIENTATION, Specimen, simulate_specimen
 from .truth_metrics import standard_voi_geometry, truth_metrics_hook
 
 __all__ = [
+    "CALIBRATED_FITS",
+    "SCIENCE_FITS",
     "ORIENTATION",
     "PRESETS",
     "Preset",
