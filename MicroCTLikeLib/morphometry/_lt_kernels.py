@@ -37,6 +37,12 @@ _CLEANUP_ORDER_DXYZ = (
 CLEANUP_OFFSETS_ZYX = np.array([(dz, dy, dx) for dx, dy, dz in _CLEANUP_ORDER_DXYZ], dtype=np.int64)
 
 
+_RIDGE = sorted(((dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                 if (dz, dy, dx) != (0, 0, 0)), key=lambda o: abs(o[0]) + abs(o[1]) + abs(o[2]))
+RIDGE_OFFSETS_ZYX = np.array(_RIDGE, dtype=np.int64)
+RIDGE_CLASS = np.array([abs(o[0]) + abs(o[1]) + abs(o[2]) - 1 for o in _RIDGE], dtype=np.int64)
+
+
 @numba.njit(**_JIT)
 def integer_sqrt_table(n_max):
     """``table[n] = floor(sqrt(n))`` for n in [0, n_max], exact for every n."""
@@ -106,6 +112,10 @@ def ridge_points(r_sq, templates):
     nz, ny, nx = r_sq.shape
     flags = np.zeros((nz, ny, nx), dtype=np.uint8)
     counts = np.zeros(nz, dtype=np.int64)
+    r_flat = r_sq.reshape(-1)
+    flat_offsets = np.empty(26, dtype=np.int64)
+    for k in range(26):
+        flat_offsets[k] = (RIDGE_OFFSETS_ZYX[k, 0] * ny + RIDGE_OFFSETS_ZYX[k, 1]) * nx + RIDGE_OFFSETS_ZYX[k, 2]
     for z in prange(nz):
         n = 0
         for y in range(ny):
@@ -114,32 +124,27 @@ def ridge_points(r_sq, templates):
                 if rp == 0:
                     continue
                 ridge = True
-                # face neighbours first: they are the likeliest to contain the ball
-                for cls in range(3):
-                    t = templates[cls, rp]
-                    for dz in range(-1, 2):
-                        zz = z + dz
-                        if zz < 0 or zz >= nz:
-                            continue
-                        for dy in range(-1, 2):
-                            yy = y + dy
-                            if yy < 0 or yy >= ny:
-                                continue
-                            for dx in range(-1, 2):
-                                if abs(dz) + abs(dy) + abs(dx) != cls + 1:
-                                    continue
-                                xx = x + dx
-                                if xx < 0 or xx >= nx:
-                                    continue
-                                if r_sq[zz, yy, xx] >= t:
-                                    ridge = False
-                                    break
-                            if not ridge:
-                                break
-                        if not ridge:
+                t_face = templates[0, rp]
+                t_edge = templates[1, rp]
+                t_corner = templates[2, rp]
+                if 0 < z < nz - 1 and 0 < y < ny - 1 and 0 < x < nx - 1:
+                    # interior voxel: no bounds checks (faces first: likeliest to hold the ball)
+                    i0 = (z * ny + y) * nx + x
+                    for k in range(26):
+                        t = t_face if k < 6 else (t_edge if k < 18 else t_corner)
+                        if r_flat[i0 + flat_offsets[k]] >= t:
+                            ridge = False
                             break
-                    if not ridge:
-                        break
+                else:
+                    for k in range(26):
+                        zz = z + RIDGE_OFFSETS_ZYX[k, 0]
+                        yy = y + RIDGE_OFFSETS_ZYX[k, 1]
+                        xx = x + RIDGE_OFFSETS_ZYX[k, 2]
+                        if zz < 0 or zz >= nz or yy < 0 or yy >= ny or xx < 0 or xx >= nx:
+                            continue
+                        if r_sq[zz, yy, xx] >= templates[RIDGE_CLASS[k], rp]:
+                            ridge = False
+                            break
                 if ridge:
                     flags[z, y, x] = 1
                     n += 1
@@ -256,27 +261,37 @@ def paint_balls(r_sq, coords, radii, starts, isqrt, n_chunks):
 
 @numba.njit(parallel=True, **_JIT)
 def surface_flags(s):
-    """Step 5: 1 where s != 0 and some in-image 26-neighbour has s == 0."""
+    """Step 5: 1 where s != 0 and some in-image 26-neighbour has s == 0.
+
+    "Some zero in the in-image 3x3x3 block" is a box OR, done as three 1-D passes.
+    """
     nz, ny, nx = s.shape
-    flags = np.zeros((nz, ny, nx), dtype=np.uint8)
+    along_x = np.zeros((nz, ny, nx), dtype=np.uint8)
     for z in prange(nz):
         for y in range(ny):
             for x in range(nx):
                 if s[z, y, x] == 0:
-                    continue
-                found = False
-                for zz in range(max(z - 1, 0), min(z + 2, nz)):
-                    for yy in range(max(y - 1, 0), min(y + 2, ny)):
-                        for xx in range(max(x - 1, 0), min(x + 2, nx)):
-                            if s[zz, yy, xx] == 0:
-                                found = True
-                                break
-                        if found:
-                            break
-                    if found:
-                        break
-                if found:
-                    flags[z, y, x] = 1
+                    along_x[z, y, x] = 1
+                    if x > 0:
+                        along_x[z, y, x - 1] = 1
+                    if x < nx - 1:
+                        along_x[z, y, x + 1] = 1
+    along_xy = np.zeros((nz, ny, nx), dtype=np.uint8)
+    for z in prange(nz):
+        for y in range(ny):
+            y_lo = max(y - 1, 0)
+            y_hi = min(y + 1, ny - 1)
+            for x in range(nx):
+                v = along_x[z, y_lo, x] | along_x[z, y, x] | along_x[z, y_hi, x]
+                along_xy[z, y, x] = v
+    flags = along_x  # reuse the buffer: along_x is no longer needed
+    for z in prange(nz):
+        z_lo = max(z - 1, 0)
+        z_hi = min(z + 1, nz - 1)
+        for y in range(ny):
+            for x in range(nx):
+                hit = along_xy[z_lo, y, x] | along_xy[z, y, x] | along_xy[z_hi, y, x]
+                flags[z, y, x] = 1 if (hit and s[z, y, x] != 0) else 0
     return flags
 
 
