@@ -114,33 +114,19 @@ def node_from_volume(volume: Volume, name: str, *, node=None, scene=None, node_c
 
 
 # ---------------------------------------------------------------------- VOIs
-def cylinder_to_roi_matrix_ras(centre_lps_mm: Sequence[float], axis_lps: Sequence[float]) -> np.ndarray:
-    """Object-to-world (RAS) matrix of an ROI whose local z is the cylinder axis."""
-    z_ras = LPS_TO_RAS @ np.asarray(axis_lps, dtype=float)
-    z_ras /= np.linalg.norm(z_ras)
-    helper = np.array([1.0, 0.0, 0.0]) if abs(z_ras[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    x_ras = helper - z_ras * (helper @ z_ras)
-    x_ras /= np.linalg.norm(x_ras)
-    y_ras = np.cross(z_ras, x_ras)
-    matrix = np.eye(4)
-    matrix[:3, 0], matrix[:3, 1], matrix[:3, 2] = x_ras, y_ras, z_ras
-    matrix[:3, 3] = LPS_TO_RAS @ np.asarray(centre_lps_mm, dtype=float)
-    return matrix
-
-
 def roi_node_from_cylinder(voi, name: Optional[str] = None, *, node=None, scene=None):
     """Create (or update) a ``vtkMRMLMarkupsROINode`` showing a cylindrical VOI.
 
     The ROI has size diameter x diameter x height mm; scale handles are hidden so the
     standardized size cannot be changed by dragging, translation and rotation stay on.
-    ``voi`` needs ``centre_lps_mm``, ``axis_lps``, ``diameter_mm``, ``height_mm``.
+    ``voi`` is a :class:`~MicroCTLikeLib.voi.CylinderVOI`.
     """
     scene = _scene(scene)
     if node is None:
-        node = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", name or getattr(voi, "name", None) or "VOI")
+        node = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", name or voi.name or "VOI")
         node.CreateDefaultDisplayNodes()
-    matrix = cylinder_to_roi_matrix_ras(voi.centre_lps_mm, voi.axis_lps)
-    node.SetSize(float(voi.diameter_mm), float(voi.diameter_mm), float(voi.height_mm))
+    matrix = voi.object_to_world(world="ras")
+    node.SetSize(*voi.roi_size_mm())
     node.SetCenter(0.0, 0.0, 0.0)
     node.GetObjectToNodeMatrix().DeepCopy(_numpy_to_vtk_4x4(matrix))
     node.Modified()
@@ -153,28 +139,21 @@ def roi_node_from_cylinder(voi, name: Optional[str] = None, *, node=None, scene=
     return node
 
 
-def cylinder_parameters_from_roi(roi_node) -> Dict[str, Any]:
-    """Cylinder centre/axis (LPS), diameter and height (mm) of an ROI node in world coordinates.
+def cylinder_from_roi(roi_node):
+    """The :class:`~MicroCTLikeLib.voi.CylinderVOI` an ROI node shows, in world coordinates.
 
-    The diameter is the ROI's in-plane size (the larger of x and y when they differ), the
-    height its z size. Parent transforms are applied.
+    Diameter = the ROI's local x (= y) size, height = its z size; parent transforms are
+    applied (``GetObjectToWorldMatrix`` includes them). The VOI is named after the node.
     """
+    from .voi import CylinderVOI
+
     if roi_node is None:
         raise VOIError("no ROI node given")
-    # ObjectToWorld already includes the ROI's parent transforms (ObjectToNode then NodeToWorld).
-    object_to_world = _vtk_to_numpy_4x4(roi_node.GetObjectToWorldMatrix())
     size = list(roi_node.GetSize())
     if min(size) <= 0:
         raise VOIError(f"{roi_node.GetName()}: ROI has zero size {size}")
-    axis_ras = object_to_world[:3, 2] / np.linalg.norm(object_to_world[:3, 2])
-    centre_ras = object_to_world[:3, 3]
-    return {
-        "name": roi_node.GetName(),
-        "centre_lps_mm": tuple(LPS_TO_RAS @ centre_ras),
-        "axis_lps": tuple(LPS_TO_RAS @ axis_ras),
-        "diameter_mm": float(max(size[0], size[1])),
-        "height_mm": float(size[2]),
-    }
+    return CylinderVOI.from_object_to_world(_vtk_to_numpy_4x4(roi_node.GetObjectToWorldMatrix()), size, world="ras",
+                                            name=roi_node.GetName())
 
 
 def cylinder_model_node(voi, name: Optional[str] = None, *, node=None, scene=None, resolution: int = 64):
@@ -191,7 +170,7 @@ def cylinder_model_node(voi, name: Optional[str] = None, *, node=None, scene=Non
     to_local = vtk.vtkTransform()
     to_local.RotateX(90.0)
     place = vtk.vtkTransform()
-    place.SetMatrix(_numpy_to_vtk_4x4(cylinder_to_roi_matrix_ras(voi.centre_lps_mm, voi.axis_lps)))
+    place.SetMatrix(_numpy_to_vtk_4x4(voi.object_to_world(world="ras")))
     place.Concatenate(to_local)
     transform_filter = vtk.vtkTransformPolyDataFilter()
     transform_filter.SetInputConnection(source.GetOutputPort())
@@ -331,14 +310,6 @@ def cleanup_generation_worker(runner) -> None:
 
 
 # ---------------------------------------------------------------------- VOIs and metrics
-def cylinder_from_roi(roi_node):
-    """The :class:`~MicroCTLikeLib.voi.CylinderVOI` an ROI node shows (world coordinates)."""
-    from .voi import CylinderVOI
-
-    p = cylinder_parameters_from_roi(roi_node)
-    return CylinderVOI(p["centre_lps_mm"], p["axis_lps"], p["diameter_mm"], p["height_mm"], name=p["name"])
-
-
 def place_standard_vois(volume_node, *, scene=None, **placement_options):
     """Find the vertebral body in a volume node and add the two standard VOIs as ROI nodes.
 

@@ -104,8 +104,9 @@ def _measure(args: argparse.Namespace):
     from ..errors import InvalidParameterError
     from ..morphometry import DEFAULT_MARGIN_MM, measure_trabecular
     from ..morphometry.conversion import default_display_range
+    from ..measurement import measure_in_voi, voi_crop
     from ..volume import read_volume
-    from ..voi import CylinderVOI, crop_to_voi, cylinder_mask, place_standard_vois, ras_to_lps
+    from ..voi import CylinderVOI, cylinder_mask, place_standard_vois, ras_to_lps
 
     volume = read_volume(args.volume)
     kind, numbers = args.voi
@@ -117,12 +118,10 @@ def _measure(args: argparse.Namespace):
     common = dict(threshold=args.threshold, display_range=display_range, return_maps=bool(args.maps_out))
 
     def measure_voi(voi):
-        crop_margin = margin_mm + 2 * max(volume.spacing_xyz_mm)  # covers the policy's own box
-        sub = crop_to_voi(volume, voi, margin_mm=crop_margin)
-        mask = cylinder_mask(sub, voi)
-        result = measure_trabecular(sub.array, spacing_xyz_mm=sub.spacing_xyz_mm, voi_mask=mask,
-                                    tb_sp_policy=args.tb_sp_policy, margin_mm=margin_mm, **common)
-        _write_maps(args.maps_out, voi.name or "cylinder", sub, result, mask)
+        result = measure_in_voi(volume, voi, tb_sp_policy=args.tb_sp_policy, margin_mm=margin_mm, **common)
+        if args.maps_out:  # the maps lie on the crop measure_in_voi measured
+            sub = voi_crop(volume, voi, margin_mm=margin_mm)
+            _write_maps(args.maps_out, voi.name or "cylinder", sub, result, cylinder_mask(sub, voi))
         return _entry(result, voi.to_dict())
 
     output = {"volume": str(args.volume), "spacing_xyz_mm": list(volume.spacing_xyz_mm)}

@@ -1,7 +1,5 @@
 """MRML glue against a real MRML scene from the slicer-core wheel (no desktop Slicer needed)."""
 
-import types
-
 import numpy as np
 import pytest
 
@@ -10,6 +8,7 @@ slicer = pytest.importorskip("slicer", reason="slicer-core wheel is a dev depend
 from MicroCTLikeLib import slicer_logic  # noqa: E402
 from MicroCTLikeLib.errors import InvalidVolumeError, VOIError  # noqa: E402
 from MicroCTLikeLib.volume import Volume  # noqa: E402
+from MicroCTLikeLib.voi import CylinderVOI  # noqa: E402
 
 
 @pytest.fixture
@@ -71,8 +70,7 @@ def test_empty_node_is_refused(scene):
 @pytest.mark.parametrize("axis", [(0, 0, 1), (0.2, -0.1, 0.97), (1, 0, 0)])
 def test_cylinder_round_trips_through_an_roi_node(scene, axis):
     axis = np.array(axis, float) / np.linalg.norm(axis)
-    voi = types.SimpleNamespace(name="VOI superior", centre_lps_mm=(3.0, -40.0, 12.5), axis_lps=tuple(axis),
-                                diameter_mm=15.0, height_mm=5.0)
+    voi = CylinderVOI((3.0, -40.0, 12.5), tuple(axis), 15.0, 5.0, name="VOI superior")
     roi = slicer_logic.roi_node_from_cylinder(voi, scene=scene)
     assert roi.GetName() == "VOI superior"
     assert tuple(roi.GetSize()) == (15.0, 15.0, 5.0)
@@ -80,15 +78,15 @@ def test_cylinder_round_trips_through_an_roi_node(scene, axis):
     roi.GetCenterWorld(centre_ras)
     np.testing.assert_allclose(centre_ras, (-3.0, 40.0, 12.5), atol=1e-9)
     assert not roi.GetDisplayNode().GetScaleHandleVisibility()
-    back = slicer_logic.cylinder_parameters_from_roi(roi)
-    np.testing.assert_allclose(back["centre_lps_mm"], voi.centre_lps_mm, atol=1e-9)
-    np.testing.assert_allclose(back["axis_lps"], axis, atol=1e-9)
-    assert (back["diameter_mm"], back["height_mm"]) == (15.0, 5.0)
+    back = slicer_logic.cylinder_from_roi(roi)
+    np.testing.assert_allclose(back.centre_lps_mm, voi.centre_lps_mm, atol=1e-9)
+    np.testing.assert_allclose(back.axis_lps, axis, atol=1e-9)
+    assert (back.diameter_mm, back.height_mm) == pytest.approx((15.0, 5.0), abs=1e-9)
+    assert back.name == "VOI superior"
 
 
 def test_cylinder_model_has_the_cylinder_extent(scene):
-    voi = types.SimpleNamespace(name="v", centre_lps_mm=(0.0, 0.0, 0.0), axis_lps=(0.0, 0.0, 1.0),
-                                diameter_mm=15.0, height_mm=5.0)
+    voi = CylinderVOI((0.0, 0.0, 0.0), (0.0, 0.0, 1.0), 15.0, 5.0, name="v")
     model = slicer_logic.cylinder_model_node(voi, scene=scene)
     bounds = model.GetPolyData().GetBounds()
     np.testing.assert_allclose(bounds, (-7.5, 7.5, -7.5, 7.5, -2.5, 2.5), atol=1e-3)
@@ -98,7 +96,7 @@ def test_roi_with_zero_size_is_refused(scene):
     roi = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", "flat")
     roi.SetSize(15, 15, 0)
     with pytest.raises(VOIError, match="flat"):
-        slicer_logic.cylinder_parameters_from_roi(roi)
+        slicer_logic.cylinder_from_roi(roi)
 
 
 def test_metrics_table(scene):
