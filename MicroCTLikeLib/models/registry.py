@@ -6,6 +6,13 @@ Presets: ``tiny`` (CI: a few thousand to ~100 k parameters, an iteration on 32x3
 well under a second on CPU), ``small`` (reduced width for CPU training; not the study's
 network), ``default`` (the reference widths). ``suggested_crop_px`` and
 ``suggested_batch_size`` are hints for the trainer, not used by the model.
+
+Trainable parameters, generator / discriminator (1 channel; CycleGAN sums both directions)::
+
+    preset    funit                   cyclegan             stargan              pix2pixhd
+    tiny      78,761 / 31,894         25,186 / 5,818       15,328 / 3,084       12,593 / 5,946
+    small     7,475,265 / 13,535,138  981,890 / 349,154    381,312 / 703,984    1,966,465 / 349,666
+    default   29,847,617 / 54,126,402 22,731,266 / 5,525,378 8,408,576 / 44,755,904 182,430,721 / 5,527,426
 """
 
 from __future__ import annotations

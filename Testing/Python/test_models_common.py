@@ -255,3 +255,13 @@ def test_bad_hyper_parameters_are_refused(overrides, match):
     with pytest.raises(InvalidParameterError, match="two numbers"):
         model_config("cyclegan", "tiny", betas=[0.5])
     assert model_config("cyclegan", "tiny", betas=(0.9, 0.99))["betas"] == [0.9, 0.99]
+
+
+def test_registry_import_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from MicroCTLikeLib.models import model_config, MODEL_NAMES; "
+            "model_config('funit'); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
