@@ -262,24 +262,24 @@ def _occupancy(sdf_mm: np.ndarray, voxel_mm: float) -> np.ndarray:
 def _perforated_sheet_sdf(g: np.ndarray, h: np.ndarray, zs: slice, t: float, hole_level: float, voxel_mm: float) -> np.ndarray:
     """First-order signed distance (mm, + in bone) of {|g| < t} minus {h < q} on slab ``zs``.
 
-    Gradients use central differences with one extra slice each side where available.
+    Each level set's distance is (level difference) / |gradient|; the bone set is the
+    intersection of the sheet and the outside of the holes, hence the minimum.
     """
     nz = g.shape[0]
-    lo, hi = max(0, zs.start - 1), min(nz, zs.stop + 1)
+    lo, hi = max(0, zs.start - 1), min(nz, zs.stop + 1)  # one extra slice each side for the gradient
     inner = slice(zs.start - lo, zs.stop - lo)
-    sheet = _level_sdf(g[lo:hi], voxel_mm, inner)
-    sheet = (np.float32(t) - np.abs(g[zs])) / sheet
+    sheet = (np.float32(t) - np.abs(g[zs])) / _gradient_magnitude(g[lo:hi], voxel_mm, inner)
     if not np.isfinite(hole_level):
         return sheet
-    holes = (h[zs] - np.float32(hole_level)) / _level_sdf(h[lo:hi], voxel_mm, inner)
-    return np.minimum(sheet, holes)
+    outside_holes = (h[zs] - np.float32(hole_level)) / _gradient_magnitude(h[lo:hi], voxel_mm, inner)
+    return np.minimum(sheet, outside_holes)
 
 
-def _level_sdf(field: np.ndarray, voxel_mm: float, inner: slice) -> np.ndarray:
-    """|grad field| (1/mm) on the ``inner`` slices, floored to keep divisions finite."""
+def _gradient_magnitude(field: np.ndarray, voxel_mm: float, inner: slice) -> np.ndarray:
+    """|grad field| (1/mm, central differences) on the ``inner`` slices, floored to keep divisions finite."""
     if field.shape[0] >= 2:
         gz, gy, gx = np.gradient(field, voxel_mm)
-    else:
+    else:  # a one-slice volume has no z derivative
         gy, gx = np.gradient(field[0], voxel_mm)
         gz = np.zeros_like(field)
         gy, gx = gy[None], gx[None]
