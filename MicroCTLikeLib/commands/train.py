@@ -71,9 +71,15 @@ def run(args) -> int:
     from ..train.distributed import dist_info_from_env
     from ..train.trainer import train
 
+    from tqdm import tqdm
+
     quiet = args.quiet or not dist_info_from_env().is_main
+
+    def say(message: str) -> None:  # above the progress bar, not through it
+        tqdm.write(message, file=sys.stderr)
+
     with tqdm_progress("training", unit="step", disable=quiet) as progress:
-        result = train(config, resume=args.resume, force=args.force, progress=progress)
+        result = train(config, resume=args.resume, force=args.force, progress=progress, say=say)
     if dist_info_from_env().is_main:
         losses = " ".join(f"{key}={value:.4g}" for key, value in sorted(result.last_losses.items()))
         print(f"step {result.step}: {losses}".rstrip())

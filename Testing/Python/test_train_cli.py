@@ -127,6 +127,21 @@ def test_info_for_a_model_preset_and_bad_files(tmp_path):
     assert neither.returncode == 1 and "either a CHECKPOINT" in neither.stderr
 
 
+def test_train_py_import_does_nothing_and_main_returns_codes(tmp_path, capsys):
+    """Importing train.py starts nothing; main() returns exit codes instead of exiting."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert not (tmp_path / "r").exists()
+    assert module.main(["--", "--out", str(tmp_path / "r"), "--crop", "40", "--dry-run"]) == 1
+    assert "multiple of 16" in capsys.readouterr().err
+    assert module.main(["--out", str(tmp_path / "r"), "--preset", "tiny", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["preset"] == "tiny"
+    assert module.main(["--model", "nope", "--out", "x"]) == 2  # usage error, no SystemExit
+
+
 def test_cli_help_does_not_import_torch():
     code = "import sys, MicroCTLikeLib.cli as c; c.build_parser(); print('torch' in sys.modules)"
     result = _run("-c", code)
