@@ -143,7 +143,7 @@ def _pixel_width(spacing: tuple) -> float:
             f"anisotropic spacing {spacing} mm: BoneJ (and this measurement) calibrates thickness by "
             f"the pixel width only, {sx} mm, and treats voxels as cubes; resample to isotropic voxels "
             "for physically meaningful Tb.Th/Tb.Sp",
-            stacklevel=3,
+            stacklevel=4,  # the caller of measure_trabecular / measure_binary
         )
     return sx
 
@@ -235,6 +235,11 @@ def measure_binary(binary, *, spacing_xyz_mm, voi_mask=None, tb_sp_policy="margi
     spacing = _validate_spacing(spacing_xyz_mm)
     mask = _validate_mask(voi_mask, array.shape)
     bone = array.copy() if array.dtype == bool else array >= 128
+    if array.dtype != bool and not bone.any() and array.max() > 0:
+        raise InvalidVolumeError(
+            f"no voxel is >= 128 (max {array.max()}): BoneJ reads bone as >= 128 of a 0/255 stack; "
+            "pass a bool array or scale a 0/1 label image to 0/255"
+        )
     return _measure_bone(bone, spacing=spacing, mask=mask, level=None if array.dtype == bool else 127,
                          method="binary", tb_sp_policy=tb_sp_policy, margin_mm=margin_mm, return_maps=return_maps,
                          threads=threads, progress=progress, cancel=cancel)

@@ -162,8 +162,9 @@ def test_inputs_are_never_modified():
 
 def test_anisotropic_spacing_warns_and_uses_the_pixel_width():
     bone = _sponge(shape=(16, 40, 40))
-    with pytest.warns(UserWarning, match="pixel width only, 0.05 mm"):
+    with pytest.warns(UserWarning, match="pixel width only, 0.05 mm") as record:
         res = measure_binary(bone, spacing_xyz_mm=(0.05, 0.05, 0.1))
+    assert record[0].filename == __file__  # points at the caller
     assert res.pixel_width_mm == 0.05
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -198,6 +199,11 @@ def test_errors(kwargs, error, message):
         args["voi_mask"] = _cylinder(bone.shape, 10)
     with pytest.raises(error, match=message):
         measure_trabecular(args.pop("image"), **args)
+
+
+def test_a_0_1_label_image_gets_a_helpful_error():
+    with pytest.raises(InvalidVolumeError, match="0/255"):
+        measure_binary(_sponge(shape=(8, 20, 20)).astype(np.uint8), spacing_xyz_mm=SPACING)
 
 
 def test_voi_without_bone_raises_voi_error():
