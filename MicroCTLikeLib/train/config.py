@@ -52,6 +52,7 @@ DEFAULTS: Dict[str, Any] = {
     "log_every": 10,
     "sample_every": 1000,
     "checkpoint_every": 5000,
+    "keep_checkpoints": 5,  # newest step_N.pt files kept (null: all); last.pt is always kept
     "class_code_shots": 16,  # micro-CT slices averaged into FUNIT's stored class code
     "tensorboard": True,  # used only when the tensorboard package is importable
 }
@@ -191,6 +192,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise InvalidParameterError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {config['split']!r}")
     if config["cache_dtype"] not in ("float16", "float32"):
         raise InvalidParameterError(f"cache_dtype must be float16 or float32, got {config['cache_dtype']!r}")
+    keep = config["keep_checkpoints"]
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+        raise InvalidParameterError(f"keep_checkpoints must be a positive integer or null, got {keep!r}")
     threads = config["cpu_threads"]
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise InvalidParameterError(f"cpu_threads must be a positive integer or null, got {threads!r}")

@@ -33,7 +33,7 @@ from .data import SliceSampler, list_cohort, load_training_data, select_split
 from .runlog import CsvLog, TensorBoard, write_sample_png
 
 #: Options that may change when a run is resumed; everything else must match the checkpoint.
-RESUME_MAY_CHANGE = ("steps", "device", "amp", "channels_last", "cpu_threads", "log_every", "sample_every", "checkpoint_every", "out", "data", "tensorboard")
+RESUME_MAY_CHANGE = ("steps", "device", "amp", "channels_last", "cpu_threads", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "out", "data", "tensorboard")
 SAMPLE_COUNT = 4  # rows in a sample PNG
 
 
@@ -305,7 +305,9 @@ def _train(config, payload, info, device, run_dir, progress, cancel, registry, s
             "rng": _rng_state(device),
             "sampler": sampler.state_dict(),
         }
-        return _save_step_and_last(body, run_dir / "checkpoints", step_now)
+        path = _save_step_and_last(body, run_dir / "checkpoints", step_now)
+        prune_step_checkpoints(run_dir / "checkpoints", config.get("keep_checkpoints"))
+        return path
 
     steps = int(config["steps"])
     last_path = run_dir / "checkpoints" / "last.pt" if payload is not None else None
@@ -390,6 +392,15 @@ def _save_step_and_last(body: Mapping[str, Any], folder: Path, step: int) -> Pat
         tmp.unlink(missing_ok=True)
         save_checkpoint(body, last)
     return last
+
+
+def prune_step_checkpoints(folder: Path, keep: Optional[int]) -> None:
+    """Delete all but the newest ``keep`` ``step_N.pt`` files (``last.pt`` is a separate link)."""
+    if keep is None:
+        return
+    steps = sorted(Path(folder).glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    for old in steps[: max(0, len(steps) - int(keep))]:
+        old.unlink(missing_ok=True)
 
 
 def describe_checkpoint(path) -> Dict[str, Any]:

@@ -106,3 +106,15 @@ def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
         C.save_checkpoint({"step": 2, "model": {"name": "funit"}}, target)
     assert target.read_bytes() == before  # the old checkpoint survives intact
     assert [p.name for p in target.parent.iterdir()] == ["last.pt"]  # no temporary left
+
+
+def test_prune_keeps_newest_step_checkpoints(tmp_path):
+    from MicroCTLikeLib.train.trainer import prune_step_checkpoints
+
+    for step in (5, 10, 100, 1000, 20):
+        (tmp_path / f"step_{step:07d}.pt").write_bytes(b"x")
+    (tmp_path / "last.pt").write_bytes(b"y")
+    prune_step_checkpoints(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "step_0000100.pt", "step_0001000.pt"]
+    prune_step_checkpoints(tmp_path, None)  # null keeps everything
+    assert len(list(tmp_path.iterdir())) == 3
