@@ -9,19 +9,13 @@ import pytest
 
 pytest.importorskip("torch")
 
-from MicroCTLikeLib import cli  # noqa: E402
 from MicroCTLikeLib.errors import CancelledError  # noqa: E402
 from MicroCTLikeLib.volume import read_volume  # noqa: E402
-from test_train_support import tiny_cohort  # noqa: E402,F401  (fixture)
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_cohort, tmp_path_factory):
-    run = tmp_path_factory.mktemp("generate_run")
-    argv = ["train", "--model", "funit", "--preset", "tiny", "--data", str(tiny_cohort), "--out", str(run / "run"),
-            "--steps", "2", "--seed", "1", "--quiet"]
-    assert cli.main(argv) == 0
-    return run / "run" / "checkpoints" / "last.pt"
+def checkpoint(tiny_funit_checkpoint):
+    return tiny_funit_checkpoint
 
 
 def _microctlike(*args):

@@ -1,0 +1,18 @@
+"""Shared fixtures: a tiny trained FUNIT checkpoint (trained once per test session)."""
+
+import pytest
+
+from test_train_support import tiny_cohort  # noqa: F401  (fixture re-exported for every test module)
+
+
+@pytest.fixture(scope="session")
+def tiny_funit_checkpoint(tiny_cohort, tmp_path_factory):  # noqa: F811
+    """A FUNIT checkpoint of the tiny preset, trained 2 steps on the tiny cohort (CPU)."""
+    pytest.importorskip("torch")
+    from MicroCTLikeLib import cli
+
+    run = tmp_path_factory.mktemp("tiny_funit") / "run"
+    argv = ["train", "--model", "funit", "--preset", "tiny", "--data", str(tiny_cohort), "--out", str(run),
+            "--steps", "2", "--seed", "1", "--quiet"]
+    assert cli.main(argv) == 0
+    return run / "checkpoints" / "last.pt"
