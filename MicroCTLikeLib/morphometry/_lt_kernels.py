@@ -224,17 +224,25 @@ def paint_balls(r_sq, coords, radii, starts, isqrt, n_chunks):
                 ry = isqrt[rem_z]
                 dy_lo = max(0 if dom_ym else -ry, -y)
                 dy_hi = min(0 if dom_yp else ry, ny - 1 - y)
+                # trim the rows a y neighbour holds from the ends of the range (an interior
+                # row it holds is painted redundantly, which is harmless)
+                if dom_ym:
+                    while dy_lo <= dy_hi:
+                        t = rym - dz * dz - (dy_lo + 1) * (dy_lo + 1)
+                        if t >= 0 and isqrt[t] >= isqrt[rem_z - dy_lo * dy_lo]:
+                            dy_lo += 1
+                        else:
+                            break
+                if dom_yp:
+                    while dy_lo <= dy_hi:
+                        t = ryp - dz * dz - (dy_hi - 1) * (dy_hi - 1)
+                        if t >= 0 and isqrt[t] >= isqrt[rem_z - dy_hi * dy_hi]:
+                            dy_hi -= 1
+                        else:
+                            break
                 for dy in range(dy_lo, dy_hi + 1):
                     rem = rem_z - dy * dy
                     a = isqrt[rem]
-                    if dom_ym:
-                        t = rym - dz * dz - (dy + 1) * (dy + 1)
-                        if t >= 0 and isqrt[t] >= a:
-                            continue
-                    if dom_yp:
-                        t = ryp - dz * dz - (dy - 1) * (dy - 1)
-                        if t >= 0 and isqrt[t] >= a:
-                            continue
                     if dom_zm:
                         t = rzm - (dz + 1) * (dz + 1) - dy * dy
                         if t >= 0 and isqrt[t] >= a:
