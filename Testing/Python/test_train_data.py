@@ -11,7 +11,7 @@ from MicroCTLikeLib.errors import InvalidParameterError
 from MicroCTLikeLib.train import data as D
 from MicroCTLikeLib.train.config import DEFAULTS
 from MicroCTLikeLib.volume import Volume
-from test_train_support import make_cohort, tiny_cohort  # noqa: F401  (fixture)
+from test_train_support import tiny_cohort  # noqa: F401  (fixture)
 
 
 def _config(**changes):
