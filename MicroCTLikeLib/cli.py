@@ -27,6 +27,7 @@ COMMANDS = {
     "train": "MicroCTLikeLib.commands.train",
     "info": "MicroCTLikeLib.commands.info",
     "generate": "MicroCTLikeLib.commands.generate",
+    "evaluate": "MicroCTLikeLib.commands.evaluate",
     "demo": "MicroCTLikeLib.commands.demo",
 }
 

@@ -5,12 +5,10 @@ the pieces fit together:
 
 1. :func:`MicroCTLikeLib.simulate.simulate_specimen` with a seed outside the bundled
    generator's training cohort (held out);
-2. :func:`MicroCTLikeLib.voi.place_standard_vois` on the MDCT (as a radiologist would);
-3. :func:`MicroCTLikeLib.inference.generate_volume` around the VOIs;
-4. :func:`MicroCTLikeLib.measurement.measure_in_voi` on MDCT, micro-CT-like, the true
-   micro-CT and the binary truth;
-5. SSIM of MDCT and micro-CT-like against the true micro-CT inside the VOIs' boxes;
-6. report.json, report.md, report.html and figure.png.
+2. :func:`MicroCTLikeLib.evaluation.evaluate_case`: standard VOIs placed on the MDCT,
+   generation around them, BoneJ-exact metrics of MDCT, micro-CT-like, the true micro-CT
+   and the binary truth, SSIM against the micro-CT inside the VOIs' boxes;
+3. report.json, report.md, report.html and figure.png.
 """
 
 from __future__ import annotations
@@ -28,23 +26,15 @@ from .errors import InvalidParameterError
 DEMO_SEED = 20231716
 
 
-def _voi_box(volume, voi):
-    from .voi import crop_to_voi
-
-    return crop_to_voi(volume, voi, margin_mm=0.0)
-
-
 def run_demo(out_dir, *, seed: int = DEMO_SEED, model_path=None, device: str = "auto", preset: str = "small",
              force: bool = False, progress=None, cancel=None, log=print) -> Dict[str, Any]:
     """Run the demo into ``out_dir`` and return the report dict (also written as report.json)."""
-    from .inference import bundled_model_path, generate_volume, resolve_device
-    from .measurement import measure_in_voi
+    from .evaluation import evaluate_case
+    from .inference import bundled_model_path, resolve_device
     from .report import TABLE_HEADER, comparison_figure, metrics_table_rows, write_json, write_markdown_and_html
-    from .similarity import sample_on_grid, ssim_8bit, window_to_8bit
     from .simulate import simulate_specimen
     from .simulate.cohort import check_output_dir
     from .train.checkpoint import load_inference_model
-    from .voi import place_standard_vois
     from .volume import write_volume
 
     out = check_output_dir(out_dir, force=force)
@@ -61,41 +51,17 @@ def run_demo(out_dir, *, seed: int = DEMO_SEED, model_path=None, device: str = "
     write_volume(specimen.mdct, out / "mdct.nrrd")
     write_volume(specimen.microct, out / "microct.nrrd")
 
-    log("placing the standard VOIs on the MDCT ...")
-    placement = place_standard_vois(specimen.mdct)
+    log(f"placing the standard VOIs on the MDCT, generating around them with {model_path.name}, measuring ...")
+    t = time.perf_counter()
+    generator, metadata = load_inference_model(model_path, device=resolve_device(device))
+    outcome = evaluate_case(specimen.mdct, specimen.microct, generator, metadata, truth_binary=specimen.truth_binary,
+                            device=device, progress=progress, cancel=cancel)
+    timings["generate_and_measure_s"] = time.perf_counter() - t
+    like, placement, generation = outcome["like"], outcome["placement"], outcome["generation"]
+    measurements, ssim = outcome["measurements"], outcome["ssim"]
     vois = placement.vois
-
-    log(f"generating around the VOIs with {model_path.name} ...")
-    t = time.perf_counter()
-    torch_device = resolve_device(device)
-    generator, metadata = load_inference_model(model_path, device=torch_device)
-    like, generation = generate_volume(specimen.mdct, generator, metadata, region="standard-vois", device=torch_device,
-                                       progress=progress, cancel=cancel)
-    timings["generate_s"] = time.perf_counter() - t
     write_volume(like, out / "microct_like.nrrd")
-
-    log("measuring (BoneJ-exact, IsoData, Tb.Sp policy 'margin') ...")
-    t = time.perf_counter()
-    volumes = {"MDCT": specimen.mdct, "micro-CT-like": like, "micro-CT": specimen.microct,
-               "truth (binary)": specimen.truth_binary}
-    measurements: Dict[str, list] = {}
-    for label, volume in volumes.items():
-        entries = []
-        for voi in vois:
-            result = measure_in_voi(volume, voi)
-            entries.append({"voi_name": voi.name, **result.as_dict()})
-        measurements[label] = entries
-    timings["measure_s"] = time.perf_counter() - t
-
     norm = metadata["normalisation"]
-    ssim: Dict[str, Dict[str, float]] = {"MDCT": {}, "micro-CT-like": {}}
-    for voi in vois:
-        reference = _voi_box(like, voi)
-        true8 = window_to_8bit(sample_on_grid(specimen.microct, reference), norm["microct_window"])
-        like8 = window_to_8bit(reference.array, norm["microct_window"])
-        mdct8 = window_to_8bit(sample_on_grid(specimen.mdct, reference), norm["mdct_window_hu"])
-        ssim["micro-CT-like"][voi.name] = ssim_8bit(like8, true8)
-        ssim["MDCT"][voi.name] = ssim_8bit(mdct8, true8)
 
     figure = comparison_figure(
         out / "figure.png",

@@ -1,19 +1,15 @@
 """Ground-truth metrics written into each case's truth.json.
 
-HOOK FOR THE MORPHOMETRY ENGINE: :func:`truth_metrics_hook` is the one place where truth
-VOI metrics are computed. Today it places the two standard VOIs from the *known* body
-geometry (SCIENCE.md section 4) and counts BV/TV in the binary truth. When
-``MicroCTLikeLib.morphometry`` has a stable API, add Tb.Th and Tb.Sp (BoneJ-exact) per VOI
-where marked below, or pass another callable as ``write_cohort(..., metrics_hook=...)``.
+:func:`truth_metrics_hook` is the one place where truth VOI metrics are computed: it places
+the two standard VOIs from the *known* body geometry (SCIENCE.md section 4) and measures
+BV/TV, Tb.Th and Tb.Sp BoneJ-exactly on the binary truth. Pass another callable as
+``write_cohort(..., metrics_hook=...)`` to record something else.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, TYPE_CHECKING
 
-import numpy as np
-
-from ..volume import Volume
 
 if TYPE_CHECKING:  # pragma: no cover
     from .specimen import Specimen
@@ -49,45 +45,37 @@ def standard_voi_geometry(body: Dict[str, Any], *, offset_mm: float = 0.0) -> Li
     return vois
 
 
-def cylinder_mask(volume: Volume, voi: Dict[str, Any]) -> np.ndarray:
-    """Boolean mask of voxel centres inside an axis-aligned (z) cylinder VOI.
-
-    Raises nothing; a VOI partly outside the volume simply holds fewer voxels (the caller
-    compares with the full cylinder volume to notice).
-    """
-    nz, ny, nx = volume.shape_zyx
-    cx, cy, cz = voi["centre_lps_mm"]
-    k, j, i = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij", sparse=True)
-    # identity-direction volumes only (the simulated micro-CT and truth)
-    sx, sy, sz = volume.spacing_xyz_mm
-    ox, oy, oz = volume.origin_lps_mm
-    x, y, z = ox + i * sx, oy + j * sy, oz + k * sz
-    r2 = (x - cx) ** 2 + (y - cy) ** 2
-    return (r2 <= (voi["diameter_mm"] / 2) ** 2) & (np.abs(z - cz) <= voi["height_mm"] / 2)
-
-
 def truth_metrics_hook(specimen: "Specimen") -> Dict[str, Any]:
-    """Truth metrics of the standard VOIs (dict merged into truth.json as ``"voi_truth"``).
+    """Truth metrics of the standard VOIs (merged into truth.json as ``"voi_truth"``).
+
+    Each standard VOI (placed from the *known* body geometry) is measured BoneJ-exactly on
+    the binary truth (bone = 255) with the default Tb.Sp policy (maps on the VOI plus a
+    margin, statistics inside the cylinder).
 
     Returns
     -------
-    dict with ``"vois"``: a list of {geometry..., ``bv_tv``, ``voxels_inside``,
-    ``complete`` (the whole cylinder lies inside the simulated volume)}.
+    dict with ``"vois"``: a list of {geometry..., ``complete`` (the cylinder lies inside the
+    simulated volume), ``bv_tv``, ``tb_th_mm``, ``tb_th_sd_mm``, ``tb_sp_mm``, ...} and
+    ``"method"``.
     """
-    truth = specimen.truth_binary
-    if not np.allclose(truth.direction_lps, np.eye(3)):
-        return {"vois": [], "note": "truth volume is not axis-aligned; VOI metrics skipped"}
-    voxel_volume = float(np.prod(truth.spacing_xyz_mm))
-    expected_voxels = np.pi * (VOI_DIAMETER_MM / 2) ** 2 * VOI_HEIGHT_MM / voxel_volume
+    from ..errors import VOIError
+    from ..measurement import measure_in_voi
+    from ..voi import CylinderVOI
+
     results = []
-    for voi in standard_voi_geometry(specimen.truth["body"]):
-        mask = cylinder_mask(truth, voi)
-        n = int(mask.sum())
-        entry = dict(voi)
-        entry["voxels_inside"] = n
-        entry["complete"] = bool(n >= 0.99 * expected_voxels)
-        entry["bv_tv"] = float((truth.array[mask] >= 128).mean()) if n else None
-        # MORPHOMETRY HOOK: add entry["tb_th_mm"], entry["tb_sp_mm"] (and the mode used)
-        # from MicroCTLikeLib.morphometry here once its API is final.
+    for geometry in standard_voi_geometry(specimen.truth["body"]):
+        voi = CylinderVOI(geometry["centre_lps_mm"], geometry["axis_lps"], geometry["diameter_mm"],
+                          geometry["height_mm"], name=geometry["name"])
+        entry: Dict[str, Any] = dict(geometry)
+        try:
+            result = measure_in_voi(specimen.truth_binary, voi)
+        except VOIError as error:  # a VOI the simulated block does not hold: say so, measure nothing
+            entry.update(complete=False, note=str(error))
+        else:
+            entry.update(complete=True, **{k: v for k, v in result.as_dict().items()
+                                           if k.startswith(("bv_tv", "tb_", "voi_voxel", "bone_voxel"))})
+            entry.update(tb_sp_policy=result.tb_sp_policy, margin_mm=result.margin_mm)
         results.append(entry)
-    return {"vois": results, "method": "voxel-centre cylinder on the binary truth (BV/TV only so far)"}
+    return {"vois": results,
+            "method": "BoneJ-exact morphometry (MicroCTLikeLib.measurement.measure_in_voi) on the binary truth, "
+                      "standard VOIs from the known body geometry, Tb.Sp policy 'margin'"}

@@ -72,3 +72,28 @@ def test_demo_runs_end_to_end(tmp_path, tiny_funit_checkpoint):
     assert "Metrics per VOI" in (out / "report.md").read_text()
     with pytest.raises(Exception, match="not empty|exists"):
         run_demo(out, model_path=tiny_funit_checkpoint, device="cpu", log=lambda m: None)
+
+
+def test_summary_means_and_errors_are_per_voi():
+    from MicroCTLikeLib.evaluation import summarise
+
+    def entry(name, bv, th, sp):
+        return {"voi_name": name, "bv_tv": bv, "tb_th_mm": th, "tb_sp_mm": sp}
+
+    case = {
+        "ssim": {"MDCT": {"superior": 0.2, "inferior": 0.3}, "micro-CT-like": {"superior": 0.5, "inferior": 0.6}},
+        "measurements": {
+            "MDCT": [entry("superior", 0.3, 1.0, 1.5), entry("inferior", 0.3, 0.8, 1.7)],
+            "micro-CT-like": [entry("superior", 0.15, 0.25, 0.9), entry("inferior", 0.1, 0.15, 1.1)],
+            "micro-CT": [entry("superior", 0.12, 0.2, 1.0), entry("inferior", 0.12, 0.2, 1.0)],
+        },
+    }
+    summary = summarise([case, case])
+    assert summary["n_specimens"] == 2 and summary["n_vois"] == 4
+    assert summary["ssim_mean"] == pytest.approx({"MDCT": 0.25, "micro-CT-like": 0.55})
+    assert summary["metric_means"]["MDCT"]["tb_th_mm"] == pytest.approx(0.9)
+    errors = summary["mean_abs_error_vs_micro-CT"]
+    assert errors["MDCT"]["tb_th_mm"] == pytest.approx(0.7)
+    assert errors["micro-CT-like"]["tb_th_mm"] == pytest.approx(0.05)
+    assert errors["micro-CT-like"]["bv_tv"] == pytest.approx(0.025)
+    assert "mean_abs_error_vs_truth" not in summary

@@ -184,9 +184,14 @@ def test_small_preset_holds_both_standard_vois_in_both_volumes(small):
             assert np.all(index >= -0.5) and np.all(index <= np.array(volume.shape_zyx) - 0.5)
     metrics = truth_metrics_hook(small)
     target = small.truth["parameters"]["target_bv_tv"]
+    params = small.truth["parameters"]
     for entry in metrics["vois"]:
         assert entry["complete"]
         assert abs(entry["bv_tv"] - target) < 0.03  # a 15 x 5 mm sample of the stationary field
+        # the BoneJ-exact truth metrics land near the targets the field was built for
+        assert entry["tb_th_mm"] == pytest.approx(params["target_tb_th_mm"], rel=0.15)
+        assert entry["tb_sp_mm"] == pytest.approx(params["target_tb_sp_mm"], rel=0.2)
+        assert entry["tb_sp_policy"] == "margin"
 
 
 # ------------------------------------------------------------------ orientation
