@@ -262,6 +262,7 @@ def start_generation_worker(input_node, *, model_path, device: str = "auto", reg
     :class:`~MicroCTLikeLib.process_runner.ProcessRunner` from a timer, then call
     :func:`finish_generation_worker`. The input node is never modified.
     """
+    import os
     import tempfile
     from pathlib import Path
 
@@ -276,7 +277,12 @@ def start_generation_worker(input_node, *, model_path, device: str = "auto", reg
             "generate", str(input_path), "--out", str(output_path), "--model", str(model_path),
             "--device", device, "--region", region, "--progress-lines", "--json", python=python,
         )
-        runner = ProcessRunner(command, on_progress=on_progress, on_log=on_log)
+        # PythonSlicer does not have the extension's module folder on its path: give it ours.
+        env = dict(os.environ)
+        library_parent = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (library_parent, env.get("PYTHONPATH", "")) if p)
+        env["PYTHONIOENCODING"] = "utf-8"
+        runner = ProcessRunner(command, on_progress=on_progress, on_log=on_log, env=env)
     except BaseException:
         import shutil
 

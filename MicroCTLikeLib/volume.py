@@ -260,11 +260,19 @@ def write_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:
     os.close(fd)
     try:
         sitk.WriteImage(volume.to_sitk(), tmp_name, compress)
+        os.chmod(tmp_name, _default_file_mode())  # mkstemp makes 0600; a saved volume is an ordinary file
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _default_file_mode() -> int:
+    """0666 less the process umask: the mode ``open()`` would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_dicom_series(volume: Volume, directory: PathLike, modality: str = "CT", series_description: str = "MicroCTLike") -> Path:

@@ -17,4 +17,7 @@ fi
 # held-out: the cohort's 4 test specimens (never trained on)
 microctlike evaluate --model "$RUNS/bundled_funit/checkpoints/last.pt" --data "$RUNS/cohort_2026" --split test \
   --device cpu --out "$RUNS/bundled_funit/evaluation_test.json"
+mkdir -p MicroCTLike/Resources/Models
 cp "$RUNS/bundled_funit/checkpoints/last.pt" MicroCTLike/Resources/Models/microctlike_generator.pt
+python Utilities/write_model_card.py MicroCTLike/Resources/Models/microctlike_generator.pt \
+  "$RUNS/bundled_funit/evaluation_test.json" MicroCTLike/Resources/Models/MODEL_CARD.md
