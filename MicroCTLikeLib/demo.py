@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
-import numpy as np
 
 from .errors import InvalidParameterError
 

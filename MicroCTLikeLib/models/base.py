@@ -202,6 +202,26 @@ class TranslationModel(nn.Module):
         return mdct, microct
 
 
+class GeneratorDiscriminatorModel(TranslationModel):
+    """A model with one ``generator`` and one ``discriminator`` module, the optimizers in
+    ``self._optimizers`` and its inference module in ``self._inference`` (CycleGAN, StarGAN,
+    pix2pixHD); the interface accessors are the same for all of them."""
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return dict(self._optimizers)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def parameter_counts(self) -> dict[str, int]:
+        from .layers import count_parameters
+
+        return {"generator": count_parameters(self.generator), "discriminator": count_parameters(self.discriminator)}
+
+    def inference_generator(self) -> nn.Module:
+        return self._inference
+
+
 def as_floats(**values: torch.Tensor) -> dict[str, float]:
     """Loss tensors -> Python floats for logging."""
     return {k: float(v.detach()) for k, v in values.items()}

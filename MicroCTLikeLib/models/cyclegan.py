@@ -11,14 +11,13 @@ the trainer's business (not done here).
 
 from __future__ import annotations
 
-import itertools
 
 import torch
 from torch import nn
 
 from . import losses
-from .base import PaddedGenerator, TranslationModel, as_floats, frozen
-from .layers import PatchDiscriminator, ResnetGenerator, count_parameters, init_weights
+from .base import GeneratorDiscriminatorModel, PaddedGenerator, as_floats, frozen
+from .layers import PatchDiscriminator, ResnetGenerator, init_weights
 
 
 class CycleGANGenerators(nn.Module):
@@ -92,7 +91,7 @@ def make_inference_generator(c: dict) -> PaddedGenerator:
     return PaddedGenerator(g, g.size_multiple)
 
 
-class CycleGANModel(TranslationModel):
+class CycleGANModel(GeneratorDiscriminatorModel):
     """CycleGAN between MDCT (A) and micro-CT (B); inference uses g_ab."""
 
     name = "cyclegan"
@@ -115,19 +114,6 @@ class CycleGANModel(TranslationModel):
             "generator": torch.optim.Adam(self.generator.parameters(), lr=c["lr"], betas=betas),
             "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=c["lr"], betas=betas),
         }
-
-    def optimizers(self) -> dict:
-        return dict(self._optimizers)
-
-    def networks(self) -> dict:
-        return {"generator": self.generator, "discriminator": self.discriminator}
-
-    def parameter_counts(self) -> dict:
-        return {"generator": count_parameters(self.generator),
-                "discriminator": count_parameters(self.discriminator)}
-
-    def inference_generator(self) -> nn.Module:
-        return self._inference
 
     def extra_state(self) -> dict:
         state = super().extra_state()

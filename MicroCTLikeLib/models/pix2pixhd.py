@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import losses
-from .base import PaddedGenerator, TranslationModel, as_floats, frozen
-from .layers import PatchDiscriminator, ResnetGenerator, count_parameters, init_weights
+from .base import GeneratorDiscriminatorModel, PaddedGenerator, as_floats, frozen
+from .layers import PatchDiscriminator, ResnetGenerator, init_weights
 
 
 class MultiscaleDiscriminator(nn.Module):
@@ -63,7 +63,7 @@ def make_inference_generator(c: dict) -> PaddedGenerator:
     return PaddedGenerator(generator, generator.size_multiple)
 
 
-class Pix2PixHDModel(TranslationModel):
+class Pix2PixHDModel(GeneratorDiscriminatorModel):
     """pix2pixHD global generator trained on paired MDCT / micro-CT slices."""
 
     name = "pix2pixhd"
@@ -88,19 +88,6 @@ class Pix2PixHDModel(TranslationModel):
             "generator": torch.optim.Adam(self.generator.parameters(), lr=c["lr"], betas=betas),
             "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=c["lr"], betas=betas),
         }
-
-    def optimizers(self) -> dict:
-        return dict(self._optimizers)
-
-    def networks(self) -> dict:
-        return {"generator": self.generator, "discriminator": self.discriminator}
-
-    def parameter_counts(self) -> dict:
-        return {"generator": count_parameters(self.generator),
-                "discriminator": count_parameters(self.discriminator)}
-
-    def inference_generator(self) -> nn.Module:
-        return self._inference
 
     def training_step(self, batch: dict, step: int) -> dict:
         c = self.config

@@ -21,8 +21,8 @@ from torch import nn
 
 from ..errors import InvalidParameterError
 from . import losses
-from .base import TranslationModel, as_floats, check_input, frozen, pad_to_multiple
-from .layers import ResnetGenerator, count_parameters
+from .base import GeneratorDiscriminatorModel, as_floats, check_input, frozen, pad_to_multiple
+from .layers import ResnetGenerator
 
 MICROCT_DOMAIN = 1
 
@@ -103,7 +103,7 @@ def make_inference_generator(c: dict) -> StarGANTranslator:
     return StarGANTranslator(make_generator(c))
 
 
-class StarGANModel(TranslationModel):
+class StarGANModel(GeneratorDiscriminatorModel):
     """StarGAN with WGAN-GP between MDCT and micro-CT."""
 
     name = "stargan"
@@ -121,26 +121,13 @@ class StarGANModel(TranslationModel):
                                                   n_layers=c["dis_n_layers"])
         self.size_multiple = self.generator.size_multiple
         self.min_crop_px = max(2 * self.generator.size_multiple, 2 ** c["dis_n_layers"])
-        self._translator = StarGANTranslator(self.generator)
+        self._inference = StarGANTranslator(self.generator)
         betas = tuple(c["betas"])
         self._optimizers = {
             "generator": torch.optim.Adam(self.generator.parameters(), lr=c["lr_gen"], betas=betas),
             "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=c["lr_dis"], betas=betas),
         }
         self._last_g = {k: 0.0 for k in self._G_KEYS}
-
-    def optimizers(self) -> dict:
-        return dict(self._optimizers)
-
-    def networks(self) -> dict:
-        return {"generator": self.generator, "discriminator": self.discriminator}
-
-    def parameter_counts(self) -> dict:
-        return {"generator": count_parameters(self.generator),
-                "discriminator": count_parameters(self.discriminator)}
-
-    def inference_generator(self) -> nn.Module:
-        return self._translator
 
     def extra_state(self) -> dict:
         state = super().extra_state()
