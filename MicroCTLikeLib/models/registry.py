@@ -36,6 +36,8 @@ _DEFAULTS = {
         "dis_nf": 64, "dis_n_down": 4, "dis_max_nf": 1024, "dis_reference_inplace": True,
         "lr_gen": 1e-4, "lr_dis": 1e-4, "weight_decay": 1e-4,
         "gan_w": 1.0, "r1_w": 10.0, "rec_w": 0.1, "fm_w": 1.0, "ema_beta": 0.999,
+        # our extension, off by default (the reference FUNIT): forward-model consistency
+        "forward_w": 0.0, "forward_sigma_px": 2.5,
         "suggested_crop_px": 128, "suggested_batch_size": 64,
     },
     "cyclegan": {
@@ -115,6 +117,8 @@ def _validate(name: str, config: dict, defaults: dict) -> None:
                 bad(key, "a learning rate must be > 0")
             if key == "ema_beta" and not value < 1:
                 bad(key, "must be < 1")
+            if key == "forward_sigma_px" and not value > 0:
+                bad(key, "must be > 0 (the clinical scanner's blur in pixels)")
         elif key == "betas":
             if (not isinstance(value, (list, tuple)) or len(value) != 2
                     or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in value)):

@@ -170,3 +170,31 @@ def test_funit_rejects_bad_batches(tiny):
         model.training_step({"mdct": torch.zeros(2, 1, 16, 16), "microct": torch.zeros(2, 1, 16, 16)}, 0)
     with pytest.raises(InvalidParameterError, match=r"\(B, 1, H, W\)"):
         model.training_step({"mdct": torch.zeros(2, 32, 32), "microct": torch.zeros(2, 32, 32)}, 0)
+
+
+def test_forward_consistency_loss_rewards_structure_not_intensity_scale():
+    from MicroCTLikeLib.models import losses
+
+    torch.manual_seed(0)
+    sharp = (torch.rand(2, 1, 48, 48) > 0.8).float() * 2 - 1  # a fine binary structure
+    mdct_like = losses.gaussian_blur(sharp, 2.5) * 0.3 + 0.1  # the same structure, blurred, other scale
+    assert float(losses.forward_consistency_loss(sharp, mdct_like, sigma_px=2.5)) < 1e-4
+    unrelated = (torch.rand(2, 1, 48, 48) > 0.8).float() * 2 - 1
+    assert float(losses.forward_consistency_loss(unrelated, mdct_like, sigma_px=2.5)) > 0.5
+    # a Gaussian blur keeps the mean and the shape
+    flat = torch.full((1, 1, 20, 20), 0.25)
+    assert torch.allclose(losses.gaussian_blur(flat, 1.5), flat, atol=1e-6)
+
+
+def test_forward_weight_enters_the_generator_loss_only_when_set():
+    torch.manual_seed(0)
+    batch = {"mdct": torch.rand(2, 1, 32, 32) * 2 - 1, "microct": torch.rand(2, 1, 32, 32) * 2 - 1}
+    results = {}
+    for weight in (0.0, 5.0):
+        torch.manual_seed(1)
+        model = build_model(model_config("funit", "tiny", forward_w=weight))
+        results[weight] = model.training_step(batch, 0)
+    assert results[0.0]["forward_ncc"] == pytest.approx(results[5.0]["forward_ncc"], rel=1e-6)
+    assert results[5.0]["g_loss"] == pytest.approx(results[0.0]["g_loss"] + 5.0 * results[0.0]["forward_ncc"], rel=1e-5)
+    with pytest.raises(InvalidParameterError, match="forward_sigma_px"):
+        model_config("funit", "tiny", forward_sigma_px=0.0)
