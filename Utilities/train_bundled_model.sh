@@ -18,6 +18,8 @@ fi
 microctlike evaluate --model "$RUNS/bundled_funit/checkpoints/last.pt" --data "$RUNS/cohort_2026" --split test \
   --device cpu --out "$RUNS/bundled_funit/evaluation_test.json"
 mkdir -p MicroCTLike/Resources/Models
-cp "$RUNS/bundled_funit/checkpoints/last.pt" MicroCTLike/Resources/Models/microctlike_generator.pt
+# ship the inference part only (metadata + EMA generator with its class code): a few MB
+python -c "from MicroCTLikeLib.train.checkpoint import export_inference_checkpoint as e; \
+e('$RUNS/bundled_funit/checkpoints/last.pt', 'MicroCTLike/Resources/Models/microctlike_generator.pt')"
 python Utilities/write_model_card.py MicroCTLike/Resources/Models/microctlike_generator.pt \
   "$RUNS/bundled_funit/evaluation_test.json" MicroCTLike/Resources/Models/MODEL_CARD.md

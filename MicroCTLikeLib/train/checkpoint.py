@@ -143,6 +143,25 @@ def checkpoint_metadata(payload: Mapping[str, Any]) -> Dict[str, Any]:
     return {key: value for key, value in payload.items() if key not in STATE_KEYS}
 
 
+def export_inference_checkpoint(source, destination) -> Path:
+    """Write a small checkpoint for inference only: the metadata and the inference generator.
+
+    Drops the discriminator, the training networks, the optimizers and the resume state, so a
+    generator can ship inside the extension (``microctlike generate`` and the Slicer module
+    load it like any checkpoint; ``--resume`` cannot continue it). The metadata gains
+    ``exported_from`` (the source file name) and ``inference_only: true``.
+    """
+    payload = load_checkpoint(source)
+    if "inference_generator" not in payload:
+        raise CheckpointError(f"{source}: checkpoint holds no inference generator weights to export")
+    slim = {key: value for key, value in payload.items()
+            if key not in STATE_KEYS and key not in ("format", "format_version", "code_version", "created")}
+    slim["inference_generator"] = payload["inference_generator"]
+    slim["exported_from"] = Path(source).name
+    slim["inference_only"] = True
+    return save_checkpoint(slim, destination)
+
+
 def load_state_dict_checked(module, state: Mapping[str, Any], *, what: str, path) -> None:
     """``module.load_state_dict(state)`` turning architecture mismatches into CheckpointError."""
     try:

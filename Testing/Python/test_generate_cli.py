@@ -92,3 +92,20 @@ def test_slicer_worker_cancel(tiny_cohort, checkpoint):
         runner.wait(timeout_s=30)
     slicer_logic.cleanup_generation_worker(runner)
     assert not runner.work_dir.exists()
+
+
+def test_exported_inference_checkpoint_is_small_and_generates_the_same(tiny_cohort, checkpoint, tmp_path):
+    import torch
+
+    from MicroCTLikeLib.train.checkpoint import export_inference_checkpoint, load_checkpoint, load_inference_model
+
+    slim = export_inference_checkpoint(checkpoint, tmp_path / "slim.pt")
+    payload = load_checkpoint(slim)
+    assert payload["inference_only"] and "optimizers" not in payload and "networks" not in payload
+    assert slim.stat().st_size < checkpoint.stat().st_size / 2
+    full_generator, full_meta = load_inference_model(checkpoint)
+    slim_generator, slim_meta = load_inference_model(slim)
+    assert slim_meta["normalisation"] == full_meta["normalisation"]
+    x = torch.rand(1, 1, 48, 48) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(full_generator(x), slim_generator(x))
