@@ -74,7 +74,7 @@ def run_demo(out_dir, *, seed: int = DEMO_SEED, model_path=None, device: str = "
             "name": metadata.get("model", {}).get("name"), "step": metadata.get("step"),
             "normalisation": norm, "training_data": metadata.get("training_data")},
         "generation": generation.to_dict(), "placement": placement.to_dict(), "measurements": measurements,
-        "ssim_voi_boxes": ssim, "truth": {k: specimen.truth.get(k) for k in ("targets", "achieved_bv_tv") if k in specimen.truth},
+        "ssim_voi_boxes": ssim, "warnings": outcome["warnings"], "truth": {k: specimen.truth.get(k) for k in ("targets", "achieved_bv_tv") if k in specimen.truth},
         "timings_s": {k: round(v, 2) for k, v in timings.items()}, "figure": figure.name,
     }
     write_json(report, out / "report.json")
@@ -88,7 +88,7 @@ def run_demo(out_dir, *, seed: int = DEMO_SEED, model_path=None, device: str = "
                  ssim_rows)],
         notes=[f"Generation: {generation.n_slices} slices on {generation.device} ({generation.mode}) in "
                f"{generation.seconds:.1f} s.",
-               "MDCT voxels are anisotropic (0.195 x 0.195 x 0.1 mm); BoneJ calibrates by the pixel width only.",
+               *outcome["warnings"],
                "The bundled generator is trained on simulated data only and is not validated on patients.",
                f"Total time {timings['total_s']:.0f} s."],
     )

@@ -15,6 +15,7 @@ The unit of analysis is the VOI or the specimen, never the slice.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -33,7 +34,8 @@ def evaluate_case(mdct: Volume, microct: Volume, generator, metadata, *, truth_b
     -------
     dict with ``like`` (Volume), ``placement`` (StandardPlacement), ``generation``
     (GenerationReport), ``measurements`` ({volume label: [one dict per VOI]}) and ``ssim``
-    ({"MDCT"|"micro-CT-like": {voi name: SSIM}}).
+    ({"MDCT"|"micro-CT-like": {voi name: SSIM}}) and ``warnings`` (distinct messages of the
+    measurements, e.g. anisotropic voxels).
     """
     from .inference import generate_volume
     from .measurement import measure_in_voi
@@ -46,10 +48,14 @@ def evaluate_case(mdct: Volume, microct: Volume, generator, metadata, *, truth_b
     volumes = {"MDCT": mdct, "micro-CT-like": like, "micro-CT": microct}
     if truth_binary is not None:
         volumes["truth (binary)"] = truth_binary
-    measurements = {
-        label: [{"voi_name": voi.name, **measure_in_voi(volume, voi, cancel=cancel).as_dict()} for voi in placement.vois]
-        for label, volume in volumes.items()
-    }
+    with warnings.catch_warnings(record=True) as caught:  # e.g. anisotropic MDCT voxels: report once, not per VOI
+        warnings.simplefilter("always")
+        measurements = {
+            label: [{"voi_name": voi.name, **measure_in_voi(volume, voi, cancel=cancel).as_dict()}
+                    for voi in placement.vois]
+            for label, volume in volumes.items()
+        }
+    notes = list(dict.fromkeys(str(w.message) for w in caught))
     norm = metadata["normalisation"]
     ssim: Dict[str, Dict[str, float]] = {"MDCT": {}, "micro-CT-like": {}}
     for voi in placement.vois:
@@ -57,7 +63,8 @@ def evaluate_case(mdct: Volume, microct: Volume, generator, metadata, *, truth_b
         true8 = window_to_8bit(sample_on_grid(microct, box), norm["microct_window"])
         ssim["micro-CT-like"][voi.name] = ssim_8bit(window_to_8bit(box.array, norm["microct_window"]), true8)
         ssim["MDCT"][voi.name] = ssim_8bit(window_to_8bit(sample_on_grid(mdct, box), norm["mdct_window_hu"]), true8)
-    return {"like": like, "placement": placement, "generation": generation, "measurements": measurements, "ssim": ssim}
+    return {"like": like, "placement": placement, "generation": generation, "measurements": measurements, "ssim": ssim,
+            "warnings": notes}
 
 
 def summarise(cases: Sequence[Dict[str, Any]], reference: str = "micro-CT") -> Dict[str, Any]:
@@ -121,7 +128,7 @@ def evaluate_cohort(checkpoint, cohort_dir, *, split: str = "test", cases: Optio
                                 truth_binary=read_volume(truth_path) if truth_path.is_file() else None,
                                 device=torch_device, cancel=cancel)
         results.append({"case": case.case_id, "measurements": outcome["measurements"], "ssim": outcome["ssim"],
-                        "generation": outcome["generation"].to_dict()})
+                        "generation": outcome["generation"].to_dict(), "warnings": outcome["warnings"]})
     report_progress(progress, len(chosen), len(chosen), "done")
     return {"checkpoint": str(checkpoint), "cohort": str(cohort_dir), "split": split,
             "model_step": metadata.get("step"), "cases": results, "summary": summarise(results)}

@@ -14,6 +14,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import sys
     from pathlib import Path
 
     from ..errors import InvalidParameterError
@@ -30,6 +31,8 @@ def run(args) -> int:
                                   progress=progress)
     if args.out:
         write_json(results, args.out)
+    for message in dict.fromkeys(w for case in results["cases"] for w in case.get("warnings", [])):
+        print(f"microctlike: note: {message}", file=sys.stderr)
     if args.json:
         print(dumps(results))
         return 0
