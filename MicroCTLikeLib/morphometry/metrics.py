@@ -140,8 +140,8 @@ def _pixel_width(spacing: tuple) -> float:
     sx, sy, sz = spacing
     if not (math.isclose(sx, sy, rel_tol=1e-6) and math.isclose(sx, sz, rel_tol=1e-6)):
         warnings.warn(
-            f"anisotropic spacing {spacing} mm: BoneJ (and this measurement) calibrates thickness by "
-            f"the pixel width only, {sx} mm, and treats voxels as cubes; resample to isotropic voxels "
+            f"anisotropic spacing ({', '.join(f'{v:.6g}' for v in spacing)}) mm: BoneJ (and this measurement) "
+            f"calibrates thickness by the pixel width only, {sx:.6g} mm, and treats voxels as cubes; resample to isotropic voxels "
             "for physically meaningful Tb.Th/Tb.Sp",
             stacklevel=4,  # the caller of measure_trabecular / measure_binary
         )
