@@ -45,6 +45,10 @@ def main() -> None:
         f"- **Reduced CPU widths** (not the paper's): generator nf {model['gen_nf']} (reference 64), MLP {model['gen_mlp_dim']} "
         f"(256), discriminator nf {model['dis_nf']} (64), max {model['dis_max_nf']} (1024).",
         f"- Parameters: generator {meta['parameters']['generator']:,}, discriminator {meta['parameters']['discriminator']:,}.",
+        f"- Losses: the reference FUNIT losses plus our forward-model consistency term (weight {model.get('forward_w', 0.0)}, "
+        f"Gaussian sigma {model.get('forward_sigma_px')} px = the MDCT's 0.6 mm FWHM): the translation blurred like the "
+        "MDCT must correlate with the MDCT. Without it (forward_w 0, otherwise the same run) the held-out SSIM stayed near "
+        "0.04: the pure FUNIT hallucinated trabeculae that did not follow the MDCT.",
         f"- Input: MDCT in HU, window {norm['mdct_window_hu']} -> [-1, 1]; output: micro-CT grey values, window "
         f"[{norm['microct_window'][0]:.1f}, {norm['microct_window'][1]:.1f}]; in-plane pixel {norm['target_spacing_mm']} mm.",
         "",
@@ -68,6 +72,10 @@ def main() -> None:
         "|---|---|",
     ]
     lines += [f"| {label} | {value:.3f} |" for label, value in summary["ssim_mean"].items()]
+    lines += ["", "SSIM per specimen (mean of its two VOIs):", "", "| specimen | MDCT | micro-CT-like |", "|---|---|---|"]
+    for case in evaluation["cases"]:
+        means = {label: sum(v.values()) / len(v) for label, v in case["ssim"].items()}
+        lines.append(f"| {case['case']} | {means['MDCT']:.3f} | {means['micro-CT-like']:.3f} |")
     lines += ["", "Mean metrics over the VOIs:", "", "| volume | BV/TV | Tb.Th (mm) | Tb.Sp (mm) |", "|---|---|---|---|"]
     lines += [_row(label, values, keys) for label, values in summary["metric_means"].items()]
     lines += ["", "Mean absolute error against the true micro-CT (same VOIs):", "",
