@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import ndimage
 
+from .atomic import atomic_output
 from .errors import InvalidParameterError
 from .volume import Volume
 
@@ -106,14 +106,6 @@ def write_montage(
             ax.set_xlabel("x (mm, +left)", color="white", fontsize=6)
             ax.set_ylabel("y (mm, +posterior)", color="white", fontsize=6)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".png") as tmp:
         fig.savefig(tmp, facecolor=fig.get_facecolor())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

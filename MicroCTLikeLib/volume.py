@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .atomic import atomic_output
 from .errors import InvalidVolumeError
 
 PathLike = Union[str, os.PathLike]
@@ -256,23 +256,9 @@ def write_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:
     if suffix == ".mhd":  # header + raw pair cannot be renamed atomically as one file
         sitk.WriteImage(volume.to_sitk(), str(path), compress)
         return path
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        sitk.WriteImage(volume.to_sitk(), tmp_name, compress)
-        os.chmod(tmp_name, _default_file_mode())  # mkstemp makes 0600; a saved volume is an ordinary file
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, suffix=suffix) as tmp:
+        sitk.WriteImage(volume.to_sitk(), str(tmp), compress)
     return path
-
-
-def _default_file_mode() -> int:
-    """0666 less the process umask: the mode ``open()`` would give a new file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def write_dicom_series(volume: Volume, directory: PathLike, modality: str = "CT", series_description: str = "MicroCTLike") -> Path:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Optional, Union
 import numpy as np
 
 from .. import __version__
+from ..atomic import atomic_output
 from ..errors import CancelledError, InvalidParameterError
 from ..progress import CancelFlag, ProgressCallback, raise_if_cancelled, report_progress
 from ..volume import write_volume
@@ -79,16 +80,10 @@ def check_output_dir(out_dir: Union[str, os.PathLike], *, force: bool) -> Path:
 def write_json_atomic(data: Any, path: Union[str, os.PathLike]) -> Path:
     """Write JSON (sorted keys, 2-space indent) via a temporary file and a rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with atomic_output(path, suffix=".json") as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, sort_keys=True, allow_nan=False)
             handle.write("\n")
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -17,11 +17,10 @@ python generators) and ``sampler`` (the data sampler's generator).
 from __future__ import annotations
 
 import datetime
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ..atomic import atomic_output
 from ..errors import CheckpointError
 
 FORMAT_NAME = "microctlike-checkpoint"
@@ -30,31 +29,6 @@ FORMAT_VERSION = 1
 
 #: Keys that hold weights or resume state; everything else is metadata.
 STATE_KEYS = ("networks", "optimizers", "extra_state", "rng", "sampler", "inference_generator")
-
-
-def _public_mode(path) -> None:
-    """mkstemp makes 0600 files; give the final file the usual umask-based mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _public_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_checkpoint(payload: Mapping[str, Any], path) -> Path:
@@ -74,16 +48,8 @@ def save_checkpoint(payload: Mapping[str, Any], path) -> Path:
         **payload,
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         torch.save(payload, tmp)
-        _public_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -227,7 +227,7 @@ def parse_set_option(text: str):
 
 def write_config(config: Mapping[str, Any], path) -> Path:
     """Write the resolved configuration as JSON, atomically."""
-    from .checkpoint import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     return atomic_write_bytes(Path(path), text.encode("utf-8"))

@@ -9,7 +9,7 @@ from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
-from .checkpoint import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 
 class CsvLog:
