@@ -19,7 +19,7 @@ def checkpoint(tiny_funit_checkpoint):
 
 
 def _microctlike(*args):
-    return subprocess.run([sys.executable, "-m", "MicroCTLikeLib", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "MicroCTLikeLib", *map(str, args)], capture_output=True, text=True, encoding="utf-8", errors="replace",
                           timeout=300)
 
 

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _run(*args):
     return subprocess.run([sys.executable, "-m", "MicroCTLikeLib", "measure", *map(str, args)],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
+                          capture_output=True, text=True, encoding="utf-8", errors="replace", cwd=REPO, timeout=300)
 
 
 def _json(*args):

@@ -263,5 +263,5 @@ def test_registry_import_does_not_import_torch():
 
     code = ("import sys; from MicroCTLikeLib.models import model_config, MODEL_NAMES; "
             "model_config('funit'); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", errors="replace", check=True)
     assert out.stdout.strip() == "False"

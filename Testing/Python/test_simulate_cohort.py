@@ -106,7 +106,7 @@ def test_cancel_leaves_no_half_written_case(tmp_path):
 def _cli(*args):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "MicroCTLikeLib", "simulate", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+        [sys.executable, "-m", "MicroCTLikeLib", "simulate", *args], capture_output=True, text=True, encoding="utf-8", errors="replace", env=env, cwd=REPO, timeout=300
     )
 
 

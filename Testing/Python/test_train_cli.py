@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _run(*args, timeout=120):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny nets: one thread is fastest on a busy machine
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=timeout, env=env)
 
 
 # ------------------------------------------------------------------ config (in process)
