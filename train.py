@@ -24,8 +24,8 @@ def main(argv=None) -> int:
     here = os.path.dirname(os.path.abspath(globals().get("__file__") or sys.argv[0]))
     if here not in sys.path:  # run from a checkout without installing
         sys.path.insert(0, here)
+    from MicroCTLikeLib.cli import run_reporting_errors
     from MicroCTLikeLib.commands import train as command
-    from MicroCTLikeLib.errors import MicroCTLikeError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "--":
@@ -36,14 +36,7 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as error:  # argparse: --help (0) or usage error (2)
         return int(error.code or 0)
-    try:
-        return int(command.run(args) or 0)
-    except MicroCTLikeError as error:
-        print(f"train.py: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("train.py: interrupted", file=sys.stderr)
-        return 130
+    return run_reporting_errors(command.run, args, prog="train.py")
 
 
 if __name__ == "__main__":

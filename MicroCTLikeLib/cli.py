@@ -57,17 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_reporting_errors(run, args, *, prog: str = "microctlike") -> int:
+    """``run(args)`` as an exit status: our errors print ``prog: error: ...`` (1), Ctrl-C 130."""
+    try:
+        return int(run(args) or 0)
+    except MicroCTLikeError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except MicroCTLikeError as error:
-        print(f"microctlike: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("microctlike: interrupted", file=sys.stderr)
-        return 130
+    return run_reporting_errors(args._run, args)
 
 
 if __name__ == "__main__":  # python -m MicroCTLikeLib.cli
