@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny trained FUNIT checkpoint (trained once per test session)."""
+"""Shared fixtures: a tiny trained FUNIT checkpoint (trained once per test session), one torch thread."""
 
 import pytest
 
@@ -16,3 +16,13 @@ def tiny_funit_checkpoint(tiny_cohort, tmp_path_factory):  # noqa: F811
             "--steps", "2", "--seed", "1", "--quiet"]
     assert cli.main(argv) == 0
     return run / "checkpoints" / "last.pt"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks run fastest on one thread (and do not fight other test workers)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,13 +11,7 @@ from MicroCTLikeLib.errors import CheckpointError, InvalidParameterError
 from MicroCTLikeLib.models import MODEL_NAMES, PRESETS, build_inference_generator, build_model, model_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks run fastest on one thread (and do not fight other test workers)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(seed: int, size: int = 32, n: int = 2) -> dict:

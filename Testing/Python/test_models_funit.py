@@ -10,13 +10,7 @@ from MicroCTLikeLib.models.funit import FUNITDiscriminator
 from MicroCTLikeLib.models.layers import ActFirstResBlock, ConvBlock
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks run fastest on one thread (and do not fight other test workers)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _conv(cin, cout, k, bias=True):
