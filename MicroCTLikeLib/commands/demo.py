@@ -16,9 +16,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import sys
 
-    from ..demo import DEMO_SEED, run_demo
+    from ..evaluate.demo import DEMO_SEED, run_demo
     from ..progress import tqdm_progress
-    from ..report import dumps
+    from ..evaluate.report import dumps
 
     def log(message):
         print(message, file=sys.stderr if args.json else sys.stdout, flush=True)

@@ -18,10 +18,10 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..errors import InvalidParameterError
-    from ..evaluation import evaluate_cohort
+    from ..evaluate.specimen import evaluate_cohort
     from ..inference import bundled_model_path
     from ..progress import tqdm_progress
-    from ..report import dumps, write_json
+    from ..evaluate.report import dumps, write_json
 
     model = Path(args.model) if args.model else bundled_model_path()
     if not model.is_file():

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from MicroCTLikeLib.similarity import sample_on_grid, ssim_8bit, window_to_8bit
+from MicroCTLikeLib.evaluate.similarity import sample_on_grid, ssim_8bit, window_to_8bit
 from MicroCTLikeLib.volume import Volume
 
 
@@ -50,7 +50,7 @@ def test_sample_on_grid_reads_physical_positions():
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path, tiny_funit_checkpoint):
-    from MicroCTLikeLib.demo import run_demo
+    from MicroCTLikeLib.evaluate.demo import run_demo
 
     report = run_demo(tmp_path / "demo", model_path=tiny_funit_checkpoint, device="cpu", log=lambda m: None)
     out = tmp_path / "demo"
@@ -75,7 +75,7 @@ def test_demo_runs_end_to_end(tmp_path, tiny_funit_checkpoint):
 
 
 def test_summary_means_and_errors_are_per_voi():
-    from MicroCTLikeLib.evaluation import summarise
+    from MicroCTLikeLib.evaluate.specimen import summarise
 
     def entry(name, bv, th, sp):
         return {"voi_name": name, "bv_tv": bv, "tb_th_mm": th, "tb_sp_mm": sp}
@@ -97,3 +97,16 @@ def test_summary_means_and_errors_are_per_voi():
     assert errors["micro-CT-like"]["tb_th_mm"] == pytest.approx(0.05)
     assert errors["micro-CT-like"]["bv_tv"] == pytest.approx(0.025)
     assert "mean_abs_error_vs_truth" not in summary
+
+
+def test_old_module_names_stay_importable():
+    import MicroCTLikeLib.demo as old_demo
+    import MicroCTLikeLib.evaluation as old_evaluation
+    import MicroCTLikeLib.report as old_report
+    import MicroCTLikeLib.similarity as old_similarity
+    from MicroCTLikeLib.evaluate import demo, report, similarity, specimen
+
+    assert old_evaluation.evaluate_cohort is specimen.evaluate_cohort
+    assert old_similarity.ssim_8bit is similarity.ssim_8bit
+    assert old_report.write_markdown_and_html is report.write_markdown_and_html
+    assert old_demo.run_demo is demo.run_demo
