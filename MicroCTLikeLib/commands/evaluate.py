@@ -1,47 +1,89 @@
-"""``microctlike evaluate``: a generator against the micro-CT of a cohort's held-out specimens."""
+"""``microctlike evaluate``: the study's evaluation of one or more generators on a cohort."""
 
-HELP = "Evaluate a generator on a cohort's test specimens: SSIM and BV/TV, Tb.Th, Tb.Sp in the standard VOIs."
+HELP = ("Evaluate generators on a cohort's held-out specimens: SSIM/FID overall and cancellous, BoneJ-exact "
+        "metrics in the standard VOIs, R², ICC, Tables 1-4, figures and an HTML report.")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", default=None, help="generator checkpoint; default: the bundled generator")
-    parser.add_argument("--data", required=True, help="cohort folder (cohort.json + <case>/mdct.nrrd, microct.nrrd)")
+    parser.add_argument("--cohort", "--data", dest="cohort", required=True,
+                        help="cohort folder (cohort.json + <case>/mdct.nrrd, microct.nrrd[, truth.nrrd]); "
+                             "--data is the older name")
+    parser.add_argument("--models", nargs="+", default=None, metavar="NAME=CHECKPOINT",
+                        help="generators to compare, e.g. funit=bundled stargan=runs/s/checkpoints/last.pt "
+                             "(default: funit=bundled)")
+    parser.add_argument("--model", default=None, help="one generator checkpoint (older form of --models funit=PATH)")
+    parser.add_argument("--out", required=True, help="report folder (per-case cache, tables, figures, report.html); "
+                                                     "a rerun into it skips the cached cases")
     parser.add_argument("--split", default="test", choices=("test", "train", "all"))
     parser.add_argument("--cases", nargs="*", default=None, help="evaluate these case ids instead of a split")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--out", default=None, help="also write the full results as JSON here")
-    parser.add_argument("--json", action="store_true", help="print the full results as JSON")
+    parser.add_argument("--region", default="standard-vois", choices=("standard-vois", "whole"),
+                        help="what is generated and compared as 'overall' (default: around both standard VOIs)")
+    parser.add_argument("--pairing", default="geometry", choices=("geometry", "sift"),
+                        help="which micro-CT slices a generated slice is compared with: the same physical position "
+                             "(registered cohorts, the simulator) or SIFT+DTW slice pairing")
+    parser.add_argument("--fid-weights", default=None, metavar="PATH",
+                        help="FID Inception weights (pt_inception-2015-12-05 state dict); default "
+                             "$MICROCTLIKE_FID_WEIGHTS; without them FID is left out")
+    parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.add_argument("--json", action="store_true", help="print report.json to stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
 
 
 def run(args) -> int:
+    import os
+    import shlex
     import sys
-    from pathlib import Path
 
-    from ..errors import InvalidParameterError
-    from ..evaluate.specimen import evaluate_cohort
-    from ..inference import bundled_model_path
+    from ..evaluate.cohort import evaluate_study, parse_model_specs
+    from ..evaluate.report import dumps
+    from ..evaluate.study import write_study_report
+    from ..evaluate.tables import format_cell
     from ..progress import tqdm_progress
-    from ..evaluate.report import dumps, write_json
 
-    model = Path(args.model) if args.model else bundled_model_path()
-    if not model.is_file():
-        raise InvalidParameterError(f"{model}: generator checkpoint not found")
-    with tqdm_progress("evaluating", unit="specimen") as progress:
-        results = evaluate_cohort(model, args.data, split=args.split, cases=args.cases, device=args.device,
-                                  progress=progress)
-    if args.out:
-        write_json(results, args.out)
-    for message in dict.fromkeys(w for case in results["cases"] for w in case.get("warnings", [])):
-        print(f"microctlike: note: {message}", file=sys.stderr)
+    specs = list(args.models or [])
+    if args.model:
+        specs.append(f"funit={args.model}" if not specs else args.model)
+    models = parse_model_specs(specs or ["funit=bundled"])
+    fid_weights = args.fid_weights or os.environ.get("MICROCTLIKE_FID_WEIGHTS") or None
+
+    def log(message):
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    if args.quiet:
+        progress = None
+        results = evaluate_study(args.cohort, models, args.out, split=args.split, cases=args.cases, device=args.device,
+                                 region=args.region, fid_weights=fid_weights, pairing=args.pairing, log=log)
+    else:
+        with tqdm_progress("evaluating", unit="step") as progress:
+            results = evaluate_study(args.cohort, models, args.out, split=args.split, cases=args.cases,
+                                     device=args.device, region=args.region, fid_weights=fid_weights,
+                                     pairing=args.pairing, progress=progress, log=log)
+    words = ["microctlike", "evaluate", "--cohort", args.cohort, "--models", *[f"{k}={v}" for k, v in models.items()],
+             "--out", args.out]
+    words += ["--cases", *args.cases] if args.cases else ["--split", args.split]
+    words += ["--region", args.region] if args.region != "standard-vois" else []
+    words += ["--pairing", args.pairing] if args.pairing != "geometry" else []
+    words += ["--fid-weights", fid_weights] if fid_weights else []
+    written = write_study_report(results, args.out, figures=not args.no_figures,
+                                 command=" ".join(shlex.quote(str(w)) for w in words))
+    summary = written["summary"]
+    for message in summary["warnings"]:
+        log(f"microctlike: note: {message}")
     if args.json:
-        print(dumps(results))
+        print(dumps(summary))
         return 0
-    summary = results["summary"]
-    print(f"{summary['n_specimens']} specimens, {summary['n_vois']} VOIs ({args.split}); model step {results['model_step']}")
-    print("SSIM vs micro-CT (VOI boxes): " + ", ".join(f"{k} {v:.3f}" for k, v in summary["ssim_mean"].items()))
-    for label, means in summary["metric_means"].items():
-        print(f"  {label:<16} BV/TV {means['bv_tv']:.3f}  Tb.Th {means['tb_th_mm']:.3f} mm  Tb.Sp {means['tb_sp_mm']:.3f} mm")
-    for label, errors in summary["mean_abs_error_vs_micro-CT"].items():
-        print(f"  |{label} - micro-CT|: BV/TV {errors['bv_tv']:.3f}  Tb.Th {errors['tb_th_mm']:.3f} mm  "
-              f"Tb.Sp {errors['tb_sp_mm']:.3f} mm")
+    print(f"{summary['n_specimens']} specimens, {summary['n_vois']} VOIs ({results['split']}); "
+          f"report: {written['paths']['html']}")
+    print(results["fid_status"])
+    tables = {t["name"]: t for t in written["tables"]}
+    ssim = tables["table1_similarity"]
+    print("SSIM vs micro-CT, mean ± SD over specimens: " + "; ".join(
+        f"{column} overall {ssim['rows'][0][i]}, cancellous {ssim['rows'][2][i]}"
+        for i, column in enumerate(ssim["columns"]) if i > 0))
+    head = tables["headline"]
+    print("  ".join(f"{c:>14}" for c in head["columns"]))
+    for row in head["rows"]:
+        print("  ".join(f"{format_cell(c):>14}" for c in row))
     return 0
