@@ -114,7 +114,7 @@ def icc(ratings, *, alpha: float = 0.05) -> Dict[str, float]:
         f_high = f_0 * stats.f.ppf(q, (n - 1) * (k - 1), n - 1)
         out["icc_c1_ci_low"] = (f_low - 1) / (f_low + k - 1)
         out["icc_c1_ci_high"] = (f_high - 1) / (f_high + k - 1)
-    return {key: float(value) for key, value in out.items()}
+    return {key: int(value) if key in ("n", "k") else float(value) for key, value in out.items()}
 
 
 def agreement(method, reference, *, alpha: float = 0.05) -> Dict[str, float]:
