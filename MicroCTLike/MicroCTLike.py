@@ -161,7 +161,7 @@ class MicroCTLikeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _updateButtonStates(self, caller=None, event=None) -> None:
         # Button states and tooltips are derived from the parameter node only.
-        from MicroCTLikeLib.slicer_logic import action_states
+        from MicroCTLikeLib.mrml import action_states
 
         states = action_states(
             has_input=bool(self._parameterNode and self._parameterNode.inputVolume),
@@ -287,7 +287,7 @@ class MicroCTLikeLogic(ScriptedLoadableModuleLogic):
     def startGeneration(self, inputVolumeNode, modelPath="", device="auto", region="standard-vois",
                         onProgress=None, onLog=None):
         """Write the input to a temporary NRRD and start the generation worker (PythonSlicer)."""
-        from MicroCTLikeLib.slicer_logic import start_generation_worker
+        from MicroCTLikeLib.mrml import start_generation_worker
 
         return start_generation_worker(
             inputVolumeNode, model_path=modelPath or self.bundledModelPath(), device=device, region=region,
@@ -295,22 +295,22 @@ class MicroCTLikeLogic(ScriptedLoadableModuleLogic):
         )
 
     def finishGeneration(self, runner, exitCode, outputVolumeNode=None):
-        from MicroCTLikeLib.slicer_logic import finish_generation_worker
+        from MicroCTLikeLib.mrml import finish_generation_worker
 
         return finish_generation_worker(runner, exitCode, output_node=outputVolumeNode)
 
     def cleanupGeneration(self, runner) -> None:
-        from MicroCTLikeLib.slicer_logic import cleanup_generation_worker
+        from MicroCTLikeLib.mrml import cleanup_generation_worker
 
         cleanup_generation_worker(runner)
 
     def placeStandardVOIs(self, volumeNode):
-        from MicroCTLikeLib.slicer_logic import place_standard_vois
+        from MicroCTLikeLib.mrml import place_standard_vois
 
         return place_standard_vois(volumeNode)
 
     def measure(self, volumeNodes, roiNodes, thresholdMethod="isodata", tbSpPolicy="margin"):
-        from MicroCTLikeLib.slicer_logic import measure_volumes_in_rois, metrics_table_node
+        from MicroCTLikeLib.mrml import measure_volumes_in_rois, metrics_table_node
 
         rows = measure_volumes_in_rois([n for n in volumeNodes if n], [n for n in roiNodes if n],
                                        threshold=thresholdMethod, tb_sp_policy=tbSpPolicy)
@@ -339,22 +339,22 @@ class MicroCTLikeTest(ScriptedLoadableModuleTest):
     def test_VolumeRoundTrip(self):
         import numpy as np
 
-        from MicroCTLikeLib import slicer_logic
+        from MicroCTLikeLib import mrml
         from MicroCTLikeLib.volume import Volume
 
         volume = Volume(np.arange(24, dtype=np.int16).reshape(2, 3, 4), spacing_xyz_mm=(0.2, 0.3, 0.4),
                         origin_lps_mm=(1.0, 2.0, 3.0))
-        node = slicer_logic.node_from_volume(volume, "roundtrip")
-        back = slicer_logic.volume_from_node(node)
+        node = mrml.node_from_volume(volume, "roundtrip")
+        back = mrml.volume_from_node(node)
         self.assertTrue(back.same_geometry(volume))
         self.assertTrue((back.array == volume.array).all())
 
     def test_StandardVOIsAndMeasurement(self):
-        from MicroCTLikeLib import slicer_logic
+        from MicroCTLikeLib import mrml
         from MicroCTLikeLib.simulate import simulate_specimen
 
         specimen = simulate_specimen(seed=7, preset="small")
-        node = slicer_logic.node_from_volume(specimen.mdct, "SimulatedMDCT")
+        node = mrml.node_from_volume(specimen.mdct, "SimulatedMDCT")
         logic = MicroCTLikeLogic()
         superior, inferior = logic.placeStandardVOIs(node)
         self.assertEqual(tuple(superior.GetSize()), (15.0, 15.0, 5.0))

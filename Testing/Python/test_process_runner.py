@@ -7,7 +7,7 @@ import time
 import pytest
 
 from MicroCTLikeLib.errors import CancelledError, MicroCTLikeError
-from MicroCTLikeLib.process_runner import ProcessRunner, format_progress_line, python_module_command
+from MicroCTLikeLib.mrml.process import ProcessRunner, format_progress_line, python_module_command
 
 WORKER = r"""
 import sys, time
