@@ -115,6 +115,7 @@ class MicroCTLikeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._remeasureTimer = None
         self._voiFollower = None
         self._measuring = False
+        self.workerThreads = None  # CPU threads of the generation worker (None: torch's default)
         VTKObservationMixin.__init__(self)
         ScriptedLoadableModuleWidget.__init__(self, parent)
 
@@ -254,7 +255,7 @@ class MicroCTLikeWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.generationProgressBar.value = 0
             self._runner = self.logic.startGeneration(
                 p.inputVolume, modelPath=modelPath, device=p.device, region=region,
-                onProgress=self._onProgress, onLog=self.ui.logTextEdit.appendPlainText,
+                onProgress=self._onProgress, onLog=self.ui.logTextEdit.appendPlainText, threads=self.workerThreads,
             )
             self._runnerTimer.start()
             self._updateButtonStates()
@@ -505,7 +506,8 @@ class MicroCTLikeLogic(ScriptedLoadableModuleLogic):
             spacing = checkpoint_target_spacing_mm(modelPath)
         return estimate_generation_memory(volumeNode, region="whole", target_spacing_mm=spacing)
 
-    def startGeneration(self, inputVolumeNode, modelPath="", device="auto", region="whole", onProgress=None, onLog=None):
+    def startGeneration(self, inputVolumeNode, modelPath="", device="auto", region="whole", onProgress=None, onLog=None,
+                        threads=None):
         """Write the input to a temporary NRRD and start the generation worker (PythonSlicer)."""
         from MicroCTLikeLib.mrml import start_generation_worker
 
@@ -513,7 +515,7 @@ class MicroCTLikeLogic(ScriptedLoadableModuleLogic):
             raise ValueError(_("Select an MDCT volume first."))
         return start_generation_worker(
             inputVolumeNode, model_path=modelPath or self.bundledModelPath(), device=device, region=region,
-            python=self._pythonSlicerExecutable(), on_progress=onProgress, on_log=onLog,
+            python=self._pythonSlicerExecutable(), on_progress=onProgress, on_log=onLog, threads=threads,
         )
 
     def finishGeneration(self, runner, exitCode, outputVolumeNode=None, inputVolumeNode=None):
@@ -607,10 +609,10 @@ class MicroCTLikeTest(ScriptedLoadableModuleTest):
             superior = p.superiorVOI
             self.assertEqual(tuple(superior.GetSize()), (15.0, 15.0, 5.0))
 
-            self.delayDisplay("Moving the superior VOI by 1 mm")
+            self.delayDisplay("Moving the superior VOI by 0.5 mm")
             matrix = vtk.vtkMatrix4x4()
             matrix.DeepCopy(superior.GetObjectToNodeMatrix())
-            matrix.SetElement(0, 3, matrix.GetElement(0, 3) + 1.0)
+            matrix.SetElement(0, 3, matrix.GetElement(0, 3) - 0.5)  # towards the left, staying inside the sample
             superior.GetObjectToNodeMatrix().DeepCopy(matrix)
             superior.Modified()
             model = mrml.cylinder_model_of(superior)
@@ -618,6 +620,7 @@ class MicroCTLikeTest(ScriptedLoadableModuleTest):
 
             with tempfile.TemporaryDirectory() as folder:
                 p.modelPath = pathlib.Path(logic.writeTinyModel(folder))
+                widget.workerThreads = 1  # a tiny model runs fastest on one thread
                 self.delayDisplay("Generating with a tiny CPU model through the worker")
                 widget.onGenerateButton()
                 deadline = time.monotonic() + 900

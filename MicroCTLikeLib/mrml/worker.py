@@ -89,13 +89,16 @@ def checkpoint_target_spacing_mm(model_path) -> float:
 
 def start_generation_worker(input_node, *, model_path, device: str = "auto",
                             region: Union[str, RegionBox, None] = "whole",
-                            python: Optional[str] = None, on_progress=None, on_log=None):
+                            python: Optional[str] = None, on_progress=None, on_log=None,
+                            threads: Optional[int] = None):
     """Write the input volume to a temporary NRRD and start ``microctlike generate`` in a child process.
 
     ``region`` is ``"whole"`` or an LPS box (see :func:`generation_region`). The child
     (PythonSlicer inside Slicer) prints PROGRESS lines; poll the returned
     :class:`~MicroCTLikeLib.mrml.process.ProcessRunner` from a timer, then call
-    :func:`finish_generation_worker`. The input node is never modified.
+    :func:`finish_generation_worker`. The input node is never modified. ``threads`` limits
+    the child's CPU threads (OpenMP/MKL; a tiny model runs fastest on one, and a busy machine
+    is not oversubscribed); None leaves torch's default.
     """
     import os
     import tempfile
@@ -118,6 +121,8 @@ def start_generation_worker(input_node, *, model_path, device: str = "auto",
         library_parent = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (library_parent, env.get("PYTHONPATH", "")) if p)
         env["PYTHONIOENCODING"] = "utf-8"
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(max(1, int(threads)))
         runner = ProcessRunner(command, on_progress=on_progress, on_log=on_log, env=env)
     except BaseException:
         import shutil

@@ -107,7 +107,7 @@ def test_an_roi_set_to_another_size_is_restored_to_15_x_15_x_5(scene):
     assert follower.restored_sizes == 1
     np.testing.assert_allclose(_vtk_to_numpy_4x4(roi.GetObjectToWorldMatrix()), orientation, atol=1e-9)
     voi = vois.cylinder_from_roi(roi)
-    assert (voi.diameter_mm, voi.height_mm) == (15.0, 5.0)
+    assert (voi.diameter_mm, voi.height_mm) == pytest.approx((15.0, 5.0), abs=1e-9)
     display = roi.GetDisplayNode()
     assert not display.GetScaleHandleVisibility()
     assert display.GetTranslationHandleVisibility() and display.GetRotationHandleVisibility()

@@ -54,7 +54,8 @@ def test_generate_writes_a_new_node_beside_the_input_and_never_the_input(scene, 
     before = _snapshot(input_node)
     input_mtime = input_node.GetImageData().GetMTime()
     # the input chosen as the output (what the selector no longer offers) still gives a new node
-    runner = mrml.start_generation_worker(input_node, model_path=untrained_model, device="cpu", region="whole")
+    runner = mrml.start_generation_worker(input_node, model_path=untrained_model, device="cpu", region="whole",
+                                         threads=1)
     output = mrml.finish_generation_worker(runner, runner.wait(timeout_s=600), output_node=input_node)
     assert output is not input_node and output.GetAttribute(mrml.worker.OUTPUT_ATTRIBUTE) == "micro-CT-like"
     assert _snapshot(input_node) == before and input_node.GetImageData().GetMTime() == input_mtime
@@ -64,14 +65,16 @@ def test_generate_writes_a_new_node_beside_the_input_and_never_the_input(scene, 
     assert "on cpu" in mrml.generation_report_text(runner.summary)
     assert not runner.work_dir.exists()
     # a second run into the previous output reuses that node
-    runner = mrml.start_generation_worker(input_node, model_path=untrained_model, device="cpu", region="whole")
+    runner = mrml.start_generation_worker(input_node, model_path=untrained_model, device="cpu", region="whole",
+                                         threads=1)
     again = mrml.finish_generation_worker(runner, runner.wait(timeout_s=600), output_node=output)
     assert again is output and _snapshot(input_node) == before
 
 
 def test_cancel_leaves_no_process_and_no_temporary_folder(scene, untrained_model):
     input_node = mrml.node_from_volume(_mdct(), "MDCT")
-    runner = mrml.start_generation_worker(input_node, model_path=untrained_model, device="cpu", region="whole")
+    runner = mrml.start_generation_worker(input_node, model_path=untrained_model, device="cpu", region="whole",
+                                         threads=1)
     worker = psutil.Process(runner.process.pid)
     time.sleep(0.5)  # the worker is importing torch
     family = [worker] + worker.children(recursive=True)
