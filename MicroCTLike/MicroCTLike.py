@@ -33,7 +33,7 @@ SAMPLE_NAME = "SimulatedVertebraMDCT"
 #: Choices of the panel's combo boxes (Testing/Python/test_slicer_module.py checks them against the library).
 DEVICES = ["auto", "cuda", "cpu"]
 REGIONS = ["vois", "whole"]
-THRESHOLD_METHODS = ["isodata", "ij_isodata", "default", "otsu"]
+THRESHOLD_METHODS = ["isodata", "ij_isodata", "default", "otsu", "midpoint"]
 TB_SP_POLICIES = ["margin", "clear_outside", "outside_bone"]
 
 
