@@ -95,7 +95,9 @@ def test_cancel_also_kills_a_grandchild_that_left_the_process_group():
         runner.poll()
         time.sleep(0.01)
     grandchild = psutil.Process(int(runner.log_lines[0].split()[1]))
-    time.sleep(0.2)  # let it call setsid
+    deadline = time.monotonic() + 30  # let it call setsid (slow on a busy machine)
+    while os.getpgid(grandchild.pid) == os.getpgid(runner.process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert os.getpgid(grandchild.pid) != os.getpgid(runner.process.pid)
     runner.cancel()
     with pytest.raises(CancelledError):
