@@ -8,7 +8,7 @@ Conventions (the whole library follows them):
   patient coordinate system of DICOM and ITK: +x towards the patient's Left, +y towards
   Posterior, +z towards Superior.  ``spacing_xyz_mm``, ``origin_lps_mm`` (centre of voxel
   (0, 0, 0)) and ``direction_lps`` (3x3; column c is the LPS unit vector of index axis c).
-* Slicer works in RAS; :mod:`MicroCTLikeLib.slicer_logic` converts (flip the sign of the
+* Slicer works in RAS; :mod:`MicroCTLikeLib.mrml` converts (flip the sign of the
   first two physical coordinates).
 
 So a simulated vertebra with identity direction has its anterior side at low ``y`` (row 0 of

@@ -64,33 +64,33 @@ slicer = pytest.importorskip("slicer", reason="slicer-core wheel is a dev depend
 
 
 def test_slicer_worker_generates_into_a_node_and_cleans_up(tiny_cohort, checkpoint):
-    from MicroCTLikeLib import slicer_logic
+    from MicroCTLikeLib import mrml
 
     slicer.mrmlScene = slicer.vtkMRMLScene()
     mdct = read_volume(tiny_cohort / "case002" / "mdct.nrrd")
-    input_node = slicer_logic.node_from_volume(mdct, "MDCT")
+    input_node = mrml.node_from_volume(mdct, "MDCT")
     progress = []
-    runner = slicer_logic.start_generation_worker(input_node, model_path=checkpoint, device="cpu", region="whole",
+    runner = mrml.start_generation_worker(input_node, model_path=checkpoint, device="cpu", region="whole",
                                                   on_progress=lambda d, t, m: progress.append((d, t)))
     code = runner.wait(timeout_s=300)
-    output_node = slicer_logic.finish_generation_worker(runner, code)
+    output_node = mrml.finish_generation_worker(runner, code)
     assert output_node.GetName() == "MDCT micro-CT-like"
     assert slicer.util.arrayFromVolume(output_node).shape[0] == mdct.shape_zyx[0]
     assert progress[-1] == (mdct.shape_zyx[0], mdct.shape_zyx[0])
     assert not runner.work_dir.exists()
-    np.testing.assert_array_equal(slicer_logic.volume_from_node(input_node).array, mdct.array)  # input untouched
+    np.testing.assert_array_equal(mrml.volume_from_node(input_node).array, mdct.array)  # input untouched
 
 
 def test_slicer_worker_cancel(tiny_cohort, checkpoint):
-    from MicroCTLikeLib import slicer_logic
+    from MicroCTLikeLib import mrml
 
     slicer.mrmlScene = slicer.vtkMRMLScene()
-    input_node = slicer_logic.node_from_volume(read_volume(tiny_cohort / "case002" / "mdct.nrrd"), "MDCT")
-    runner = slicer_logic.start_generation_worker(input_node, model_path=checkpoint, device="cpu", region="whole")
+    input_node = mrml.node_from_volume(read_volume(tiny_cohort / "case002" / "mdct.nrrd"), "MDCT")
+    runner = mrml.start_generation_worker(input_node, model_path=checkpoint, device="cpu", region="whole")
     runner.cancel()
     with pytest.raises(CancelledError):
         runner.wait(timeout_s=30)
-    slicer_logic.cleanup_generation_worker(runner)
+    mrml.cleanup_generation_worker(runner)
     assert not runner.work_dir.exists()
 
 
