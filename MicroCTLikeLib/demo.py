@@ -32,7 +32,7 @@ def run_demo(out_dir, *, seed: int = DEMO_SEED, model_path=None, device: str = "
     from .inference import bundled_model_path, resolve_device
     from .report import TABLE_HEADER, comparison_figure, metrics_table_rows, write_json, write_markdown_and_html
     from .simulate import simulate_specimen
-    from .simulate.cohort import check_output_dir
+    from .outputs import check_output_dir
     from .train.checkpoint import load_inference_model
     from .volume import write_volume
 
