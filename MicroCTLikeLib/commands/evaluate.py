@@ -11,6 +11,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--out", default=None, help="also write the full results as JSON here")
     parser.add_argument("--json", action="store_true", help="print the full results as JSON")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out file (never an input)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
@@ -20,13 +22,16 @@ def run(args) -> int:
     from ..errors import InvalidParameterError
     from ..evaluation import evaluate_cohort
     from ..inference import bundled_model_path
+    from ..outputs import check_output_file
     from ..progress import tqdm_progress
     from ..report import dumps, write_json
 
     model = Path(args.model) if args.model else bundled_model_path()
+    if args.out:  # before any work: never an input (cohort.json, a case file, the model), --force to replace
+        check_output_file(args.out, force=args.force, inputs=[args.data, model], suffixes=(".json",))
     if not model.is_file():
         raise InvalidParameterError(f"{model}: generator checkpoint not found")
-    with tqdm_progress("evaluating", unit="specimen") as progress:
+    with tqdm_progress("evaluating", unit="specimen", disable=args.quiet) as progress:
         results = evaluate_cohort(model, args.data, split=args.split, cases=args.cases, device=args.device,
                                   progress=progress)
     if args.out:
