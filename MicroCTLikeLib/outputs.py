@@ -156,12 +156,12 @@ def check_output_file(path: PathLike, *, force: bool = False, inputs: Sequence[O
     if suffixes is not None and _suffix(out) not in suffixes:
         raise OutputError(f"{option} {given}: unsupported file type {_suffix(out) or '(no ending)'!r}; "
                           f"use one of {', '.join(suffixes)}")
-    _refuse_inputs(out, given, protected_paths(inputs), is_dir=False)
+    _refuse_inputs(out, f"{option} {given}", protected_paths(inputs), is_dir=False)
     if out.is_dir():
         raise OutputError(f"{option} {given}: is a folder; give a file name")
     if out.exists() and not force:
         raise OutputError(f"{option} {given}: exists; pass --force to replace it, or choose another name")
-    check_writable_folder(out.parent, shown=given.parent if str(given.parent) != "" else ".")
+    check_writable_folder(out.parent, shown=f"{option} {given.parent}")
     return given
 
 
@@ -173,7 +173,7 @@ def check_output_dir(out_dir: PathLike, *, force: bool, inputs: Sequence[Optiona
     """
     out = Path(out_dir)
     real = resolved(out)
-    _refuse_inputs(real, out, protected_paths(inputs), is_dir=True)
+    _refuse_inputs(real, f"{option} {out}", protected_paths(inputs), is_dir=True)
     if real.exists() and not real.is_dir():
         raise OutputError(f"{option} {out}: exists and is not a folder")
     if real.is_dir() and any(real.iterdir()) and not force:
@@ -181,7 +181,7 @@ def check_output_dir(out_dir: PathLike, *, force: bool, inputs: Sequence[Optiona
             f"{option} {out}: folder is not empty; choose a new folder, or replace what an earlier run wrote there "
             "with --force (Python: force=True)"
         )
-    check_writable_folder(real, shown=out)
+    check_writable_folder(real, shown=f"{option} {out}")
     return out
 
 
