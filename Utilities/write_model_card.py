@@ -89,7 +89,7 @@ def main() -> None:
         "",
         "## Limitations",
         "",
-        "- The simulator's MDCT forward model and micro-CT image model are estimates (see the project's SCIENCE notes); "
+        "- The simulator's MDCT forward model and micro-CT image model are estimates (parameters and their sources in `MicroCTLikeLib/simulate/parameters.py`); "
         "real scanners, patients and reconstruction kernels differ. Retrain on real data before any use.",
         "- Reduced widths and a short CPU run: far from the study's default-width FUNIT trained on a GPU.",
         "- Evaluated on 4 simulated specimens only.",
