@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import List, Optional
 
 from . import __version__
@@ -58,15 +59,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_reporting_errors(run, args, *, prog: str = "microctlike") -> int:
-    """``run(args)`` as an exit status: our errors print ``prog: error: ...`` (1), Ctrl-C 130."""
-    try:
-        return int(run(args) or 0)
-    except MicroCTLikeError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    """``run(args)`` as an exit status: our errors print ``prog: error: ...`` (1), Ctrl-C 130.
+
+    File-system and memory errors the checks could not foresee (disk full, a folder removed
+    while writing) are printed the same way, as one line naming the file; Python warnings
+    are printed as ``prog: warning: ...`` without their source line.
+    """
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return int(run(args) or 0)
+        except MicroCTLikeError as error:
+            print(f"{prog}: error: {error}", file=sys.stderr)
+            return 1
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            print(f"{prog}: error: {where}{error.strerror or error}; nothing was written under the target name",
+                  file=sys.stderr)
+            return 1
+        except MemoryError:
+            print(f"{prog}: error: out of memory; use a smaller region or volume, or a machine with more memory",
+                  file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
 
 
 def main(argv: Optional[List[str]] = None) -> int:

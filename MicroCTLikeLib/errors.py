@@ -29,3 +29,11 @@ class CheckpointError(MicroCTLikeError, ValueError):
 
 class CancelledError(MicroCTLikeError):
     """Long work was cancelled by the user (progress callback asked to stop)."""
+
+
+class OutputError(InvalidParameterError):
+    """An output path cannot be used: it is an input, exists without --force, is not writable, ..."""
+
+
+class MeasurementQualityError(MicroCTLikeError, ValueError):
+    """A measurement's own check failed and strict mode was asked for (histogram not bimodal, ...)."""

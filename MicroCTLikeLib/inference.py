@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import InvalidParameterError, VOIError
 from .progress import raise_if_cancelled, report_progress
+from .testing_hooks import pause_at
 from .volume import Volume, validate_voxels
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,12 @@ def translate_slices(generator, slices: np.ndarray, *, device, mode: str = "auto
 
     if mode not in ("auto", "whole", "tiles"):
         raise InvalidParameterError(f"unknown mode {mode!r}; use auto, whole or tiles")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or not 1 <= batch_size <= 1024):
+        raise InvalidParameterError(f"batch_size must be an integer in 1..1024, got {batch_size!r}")
+    for name, value, low in (("tile_core_px", tile_core_px, SIZE_MULTIPLE), ("tile_halo_px", tile_halo_px, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= 8192:
+            raise InvalidParameterError(f"{name} must be an integer in {low}..8192, got {value!r}")
     notes = notes if notes is not None else []
     n_slices = slices.shape[0]
     if batch_size is None:
@@ -180,6 +187,8 @@ def translate_slices(generator, slices: np.ndarray, *, device, mode: str = "auto
         output[done:done + count] = result
         done += count
         report_progress(progress, done, n_slices, "slices")
+        if done < n_slices:
+            pause_at("generate:slices")
     return output, current_mode
 
 

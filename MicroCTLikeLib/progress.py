@@ -38,20 +38,32 @@ def raise_if_cancelled(cancel: Optional[CancelFlag], what: str = "operation") ->
 
 @contextlib.contextmanager
 def tqdm_progress(description: str, unit: str = "it", disable: bool = False) -> Iterator[ProgressCallback]:
-    """A progress callback drawing a tqdm bar on stderr; the bar closes on exit."""
+    """A progress callback drawing one tqdm bar on stderr; the bar closes on exit.
+
+    The bar appears at the first call (not while a model loads or a volume is read), so its
+    rate is measured on the same clock as the work it counts; a new ``total`` starts the
+    bar afresh (one bar per task). Repeated calls with the same numbers draw nothing, and
+    tqdm's own refresh interval applies, so the final state is drawn once, on close.
+    """
     from tqdm import tqdm
 
-    bar = tqdm(desc=description, unit=unit, disable=disable, dynamic_ncols=True)
+    state = {"bar": None}
     try:
 
         def callback(done: int, total: int, message: str = "") -> None:
-            if bar.total != total:
-                bar.total = total
-            bar.n = done
-            if message:
+            bar = state["bar"]
+            if bar is None:
+                bar = state["bar"] = tqdm(desc=description, unit=unit, total=total, disable=disable,
+                                          dynamic_ncols=True)
+            elif bar.total != total:
+                bar.reset(total=total)
+            if message and message != getattr(bar, "_microctlike_message", None):
+                bar._microctlike_message = message
                 bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
+            if done != bar.n:
+                bar.update(done - bar.n)
 
         yield callback
     finally:
-        bar.close()
+        if state["bar"] is not None:
+            state["bar"].close()

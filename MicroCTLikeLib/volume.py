@@ -17,6 +17,7 @@ an axial slice) and its superior side at high ``z``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -197,30 +198,100 @@ def read_volume(path: PathLike) -> Volume:
     """Read a volume from NRRD, NIfTI, MHA/MHD or a DICOM series directory.
 
     A directory is read as the DICOM series it holds (the largest one when there are
-    several). Raises :class:`InvalidVolumeError` naming the file for anything unreadable,
-    not 3-D, empty or NaN-filled.
+    several). The header is checked against the data before any voxel buffer is allocated
+    (:mod:`MicroCTLikeLib.volume_headers`); ITK's own warnings are captured into the
+    message (or a warning) instead of being printed. Raises :class:`InvalidVolumeError`
+    naming the file for anything unreadable, empty, truncated, not 3-D or NaN-filled.
     """
     import SimpleITK as sitk
+
+    from .volume_headers import precheck
 
     path = Path(path)
     if not path.exists():
         raise InvalidVolumeError(f"{path}: no such file or directory")
+    captured = ""
     try:
         if path.is_dir():
-            image = _read_dicom_series(path)
+            with _captured_stderr() as itk_output:
+                try:
+                    image = _read_dicom_series(path)
+                finally:
+                    captured = itk_output()
         else:
             if _suffix(path) not in SUPPORTED_SUFFIXES and _suffix(path) != ".dcm":
                 raise InvalidVolumeError(
                     f"{path}: unsupported file type; use one of {', '.join(SUPPORTED_SUFFIXES)} or a DICOM folder"
                 )
-            image = sitk.ReadImage(str(path))
-    except InvalidVolumeError:
+            precheck(path)
+            with _captured_stderr() as itk_output:
+                try:
+                    image = sitk.ReadImage(str(path))
+                finally:
+                    captured = itk_output()
+    except InvalidVolumeError as error:
+        note = _itk_note(captured)
+        if note and "ITK:" not in str(error) and "no series" not in note.lower():
+            raise InvalidVolumeError(f"{error} (ITK: {note})") from None
         raise
-    except RuntimeError as error:  # SimpleITK raises RuntimeError with a long ITK message
-        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unreadable"
-        raise InvalidVolumeError(f"{path}: cannot be read as an image ({first_line})") from None
+    except (RuntimeError, MemoryError, OSError) as error:  # SimpleITK raises RuntimeError with a long ITK message
+        reason = _itk_note(str(error)) or _itk_note(captured) or type(error).__name__
+        raise InvalidVolumeError(f"{path}: cannot be read as an image ({reason})") from None
+    note = _itk_note(captured)
+    if note:
+        import warnings
+
+        warnings.warn(f"{path}: ITK: {note}", stacklevel=2)
     volume = Volume.from_sitk(image, metadata={"source": str(path)}, source=str(path))
     return validate_voxels(volume, str(path))
+
+
+def _itk_note(text: str) -> str:
+    """The informative line of an ITK/GDCM message (their last non-empty line, without file:line noise)."""
+    import re
+
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("WARNING: In ", "ERROR: In ", "Warning: In "))]
+    if not lines:
+        return ""
+    line = re.sub(r"^(itk::)?(ExceptionObject|ERROR|WARNING|Warning)[^:]*:\s*", "", lines[-1])
+    line = re.sub(r"\s*/\S+\.(cxx|h|hxx|txx):\d+:?", "", line)
+    line = re.sub(r"\s*\(0x[0-9a-fA-F]+\)", "", line).strip()
+    return line[:300]
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """Capture what native code (ITK, GDCM) writes to file descriptor 2; yields a getter."""
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (embedded)
+        yield lambda: ""
+        return
+    buffer = tempfile.TemporaryFile()
+    text = {"value": None}
+    os.dup2(buffer.fileno(), 2)
+
+    def read() -> str:
+        if text["value"] is None:
+            os.dup2(saved, 2)
+            buffer.seek(0)
+            text["value"] = buffer.read(1 << 16).decode("utf-8", "replace")
+        return text["value"]
+
+    try:
+        yield read
+    finally:
+        read()
+        os.close(saved)
+        buffer.close()
 
 
 def _read_dicom_series(directory: Path):

@@ -35,6 +35,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     parser.add_argument("--json", action="store_true", help="print report.json to stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out file (never an input)")
 
 
 def run(args) -> int:
@@ -109,13 +110,16 @@ def _run_single(args) -> int:
     from ..errors import InvalidParameterError
     from ..evaluate.specimen import evaluate_cohort
     from ..inference import bundled_model_path
+    from ..outputs import check_output_file
     from ..progress import tqdm_progress
     from ..evaluate.report import dumps, write_json
 
     model = Path(args.model) if args.model else bundled_model_path()
+    if args.out:  # before any work: never an input (cohort.json, a case file, the model), --force to replace
+        check_output_file(args.out, force=args.force, inputs=[args.data, model], suffixes=(".json",))
     if not model.is_file():
         raise InvalidParameterError(f"{model}: generator checkpoint not found")
-    with tqdm_progress("evaluating", unit="specimen") as progress:
+    with tqdm_progress("evaluating", unit="specimen", disable=args.quiet) as progress:
         results = evaluate_cohort(model, args.data, split=args.split, cases=args.cases, device=args.device,
                                   recipe=args.recipe, reference_cache_dir=args.reference_cache, progress=progress)
     if args.out:

@@ -16,6 +16,8 @@ import argparse
 import json
 import sys
 
+from .options import float_in
+
 HELP = "Measure BV/TV, Tb.Th and Tb.Sp (BoneJ-exact) in the whole stack, the standard VOIs or a cylinder."
 
 THRESHOLD_METHODS = ("isodata", "ij_isodata", "default", "otsu")
@@ -69,24 +71,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tb-sp-policy", choices=POLICIES, default="margin",
                         help="how the VOI meets the Tb.Sp map (default margin: maps on the VOI plus a margin, "
                              "averaged inside the cylinder); clear_outside / outside_bone are BoneJ-literal")
-    parser.add_argument("--margin-mm", type=float, default=None, metavar="MM",
-                        help="margin of the 'margin' policy (default 1.5 mm)")
-    parser.add_argument("--offset-mm", type=float, default=None, metavar="MM",
-                        help="standard VOIs: distance of each VOI's outer face from mid-height (default = height, 5 mm)")
+    parser.add_argument("--margin-mm", type=float_in(0.0, 20.0), default=None, metavar="MM",
+                        help="margin of the 'margin' policy, 0..20 mm (default 1.5 mm)")
+    parser.add_argument("--offset-mm", type=float_in(0.0, 100.0, low_open=True), default=None, metavar="MM",
+                        help="standard VOIs: distance of each VOI's outer face from mid-height, at least half the "
+                             "height (default = height, 5 mm)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--maps-out", metavar="DIR", default=None,
                         help="also write the Tb.Th / Tb.Sp maps (mm, NRRD) and VOI masks into DIR")
+    parser.add_argument("--force", action="store_true", help="replace maps an earlier run wrote into --maps-out")
+    parser.add_argument("--strict", action="store_true",
+                        help="make the measurement-honesty warnings (histogram not bimodal, implausible bone "
+                             "fraction) errors (exit 1)")
+
+
+def map_names(kind: str):
+    """Stems of the map files ``--maps-out`` gets for a ``--voi`` kind."""
+    return {"whole": ("whole",), "cylinder": ("cylinder",), "standard": ("superior", "inferior")}[kind]
+
+
+def _check_maps_out(args) -> None:
+    """Every map file is checked (input, existing without --force, writable) before measuring."""
+    from pathlib import Path
+
+    from ..outputs import check_output_dir, check_output_file
+
+    out = Path(args.maps_out)
+    check_output_dir(out, force=True, inputs=[args.volume], option="--maps-out")
+    kind = args.voi[0]
+    for stem in map_names(kind):
+        for key in ("tb_th_mm", "tb_sp_mm") + (("voi_mask",) if kind != "whole" else ()):
+            check_output_file(out / f"{stem}_{key}.nrrd", force=args.force, inputs=[args.volume], option="--maps-out")
 
 
 def run(args: argparse.Namespace) -> int:
     import warnings
 
+    from ..errors import MeasurementQualityError
+
+    if args.maps_out:
+        _check_maps_out(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         output, rows = _measure(args)
     messages = list(dict.fromkeys(str(w.message) for w in caught))
     for message in messages:  # once each, without the source line of a raw Python warning
         print(f"microctlike: warning: {message}", file=sys.stderr)
+    quality = [f"{name}: {text}" for name, entry in rows for text in entry.get("quality_warnings", [])]
+    if args.strict and quality:
+        raise MeasurementQualityError(f"{args.volume}: {quality[0]} (--strict)")
     if args.json:
         import numpy as np
 

@@ -7,12 +7,14 @@ import json
 import sys
 import time
 
+from .options import SEED, int_in
+
 HELP = "simulate a synthetic cohort of vertebrae (MDCT + micro-CT + binary truth)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cases", type=int, required=True, metavar="N", help="number of specimens")
-    parser.add_argument("--seed", type=int, required=True, metavar="S", help="cohort seed (non-negative integer)")
+    parser.add_argument("--cases", type=int_in(1, 10000), required=True, metavar="N", help="number of specimens, 1..10000")
+    parser.add_argument("--seed", type=SEED, required=True, metavar="S", help="cohort seed (non-negative integer)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (must be new or empty)")
     parser.add_argument(
         "--preset",
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..montage import axial_panel, write_montage
     from ..progress import tqdm_progress
     from ..simulate import write_cohort
-    from ..simulate.cohort import check_output_dir
+    from ..outputs import check_output_dir, check_output_file
 
     if args.cases < 1:
         raise InvalidParameterError(f"--cases must be at least 1, got {args.cases}")
@@ -45,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidParameterError(f"--seed must be non-negative, got {args.seed}")
     out = check_output_dir(Path(args.out), force=args.force)
     montage_path = None if args.no_montage else Path(args.montage) if args.montage else out / "montage.png"
-    if montage_path is not None and montage_path.suffix.lower() != ".png":
-        raise InvalidParameterError(f"--montage {montage_path}: must end in .png")
+    if montage_path is not None:
+        check_output_file(montage_path, force=args.force, suffixes=(".png",), option="--montage")
     panels = []
 
     def collect(case_id, specimen) -> None:

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from .options import SEED, int_in
+
 HELP = "train a FUNIT/CycleGAN/StarGAN/pix2pixHD translation model on a cohort (CPU, CUDA, torchrun)"
 
 # Mirrors models.registry (kept here so --help needs no torch import; checked again on resolve).
@@ -20,14 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="COHORT_DIR", help="cohort folder (cohort.json + <case>/mdct.nrrd, microct.nrrd)")
     parser.add_argument("--out", metavar="RUN_DIR", required=True, help="run folder: config.json, log.csv, checkpoints/, samples/")
     parser.add_argument("--preset", choices=PRESET_CHOICES, help="model widths: tiny (CI), small (CPU), default (reference)")
-    parser.add_argument("--steps", type=int, help="total training iterations (a resumed run continues up to this)")
+    parser.add_argument("--steps", type=int_in(1, 10**9), help="total training iterations (a resumed run continues up to this)")
     parser.add_argument("--config", metavar="FILE", help="YAML or JSON file of options (see MicroCTLikeLib/train/config.py)")
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoints/last.pt")
     parser.add_argument("--force", action="store_true", help="train into a non-empty RUN_DIR without resuming")
-    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--seed", type=SEED, help="random seed, >= 0 (default 0)")
     parser.add_argument("--device", help="auto (CUDA if available), cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=int, dest="batch_size", help="crops per batch (per process)")
-    parser.add_argument("--crop", type=int, dest="crop_px", metavar="PX", help="square crop side in pixels (multiple of 16)")
+    parser.add_argument("--batch-size", type=int_in(1, 4096), dest="batch_size", help="crops per batch (per process), 1..4096")
+    parser.add_argument("--crop", type=int_in(16, 4096, multiple_of=16), dest="crop_px", metavar="PX",
+                        help="square crop side in pixels, 16..4096 and a multiple of 16")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", dest="set_options",
         help="any other option, e.g. --set target_spacing_mm=0.052 --set model_overrides.lr=2e-4 (repeatable)",

@@ -32,16 +32,19 @@ def run_demo(out_dir, *, seed: int = DEMO_SEED, model_path=None, device: str = "
     from ..inference import bundled_model_path, resolve_device
     from .report import TABLE_HEADER, comparison_figure, metrics_table_rows, write_json, write_markdown_and_html
     from ..simulate import simulate_specimen
-    from ..simulate.cohort import check_output_dir
+    from ..outputs import check_output_dir
     from ..train.checkpoint import load_inference_model
     from ..volume import write_volume
 
-    out = check_output_dir(out_dir, force=force)
     model_path = Path(model_path) if model_path else bundled_model_path()
+    out = check_output_dir(out_dir, force=force, inputs=[model_path])
     if not model_path.is_file():
         raise InvalidParameterError(f"{model_path}: generator checkpoint not found")
     timings: Dict[str, float] = {}
     started = time.perf_counter()
+    # the generator loads (and is checked) before anything is simulated or written
+    log(f"loading {model_path.name} ...")
+    generator, metadata = load_inference_model(model_path, device=resolve_device(device))
 
     log(f"simulating held-out vertebra (seed {seed}, preset {preset}) ...")
     t = time.perf_counter()
@@ -52,7 +55,6 @@ def run_demo(out_dir, *, seed: int = DEMO_SEED, model_path=None, device: str = "
 
     log(f"placing the standard VOIs on the MDCT, generating around them with {model_path.name}, measuring ...")
     t = time.perf_counter()
-    generator, metadata = load_inference_model(model_path, device=resolve_device(device))
     outcome = evaluate_case(specimen.mdct, specimen.microct, generator, metadata, truth_binary=specimen.truth_binary,
                             device=device, progress=progress, cancel=cancel)
     timings["generate_and_measure_s"] = time.perf_counter() - t

@@ -114,7 +114,7 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def write_json(data: Any, path) -> Path:
     """Atomic JSON write (NaN written as null)."""
-    from ..simulate.cohort import write_json_atomic
+    from ..outputs import write_json_atomic
 
     return write_json_atomic(_jsonable(data), path)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import InvalidParameterError, InvalidVolumeError, VOIError
 from ..progress import raise_if_cancelled, report_progress
 from .conversion import to_8bit
+from .honesty import MeasurementQualityWarning, quality_warnings, separability
 from .local_thickness import DEFAULT_THREADS, ThicknessStats, local_thickness_map, thickness_stats
 from .thresholds import METHODS, auto_threshold, histogram_8bit
 
@@ -71,6 +72,11 @@ class MorphometryResult:
     pixel_width_mm : float
         Calibration used (x spacing only, as BoneJ).
     spacing_xyz_mm : tuple of float
+    histogram_separability : float or None
+        Otsu's eta of the thresholded histogram at the level (grey input only; see
+        :mod:`.honesty`).
+    quality_warnings : tuple of str
+        Honesty checks the measurement failed (histogram not bimodal, implausible BV/TV).
     tb_th_map_mm, tb_sp_map_mm : ndarray of float32 or None
         Full-size maps (z, y, x), NaN where no value entered the statistics; only when asked.
     """
@@ -92,6 +98,8 @@ class MorphometryResult:
     margin_mm: Optional[float]
     pixel_width_mm: float
     spacing_xyz_mm: tuple
+    histogram_separability: Optional[float] = None
+    quality_warnings: tuple = ()
     tb_th_map_mm: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
     tb_sp_map_mm: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
@@ -101,6 +109,7 @@ class MorphometryResult:
         out.pop("tb_th_map_mm")
         out.pop("tb_sp_map_mm")
         out["spacing_xyz_mm"] = list(self.spacing_xyz_mm)
+        out["quality_warnings"] = list(self.quality_warnings)
         return out
 
 
@@ -204,6 +213,7 @@ def measure_trabecular(image, *, spacing_xyz_mm, voi_mask=None, threshold="isoda
     mask = _validate_mask(voi_mask, array.shape)
     _check_threshold(threshold)
     report_progress(progress, 0, 3, "thresholding")
+    histogram = None
     if array.dtype == bool:
         bone, level, method = array.copy(), None, "binary"
     else:
@@ -212,12 +222,20 @@ def measure_trabecular(image, *, spacing_xyz_mm, voi_mask=None, threshold="isoda
         if not present[1:255].any():
             bone, level, method = image8 >= 128, 127, "binary"
         else:
-            level, method = _threshold_level(image8, threshold, mask)
+            histogram = histogram_8bit(image8, mask=mask)
+            level, method = _threshold_level(histogram, threshold)
             bone = image8 > level
         del image8
-    return _measure_bone(bone, spacing=spacing, mask=mask, level=level, method=method, tb_sp_policy=tb_sp_policy,
-                         margin_mm=margin_mm, return_maps=return_maps, threads=threads, progress=progress,
-                         cancel=cancel)
+    result = _measure_bone(bone, spacing=spacing, mask=mask, level=level, method=method, tb_sp_policy=tb_sp_policy,
+                           margin_mm=margin_mm, return_maps=return_maps, threads=threads, progress=progress,
+                           cancel=cancel)
+    if histogram is None:
+        return result
+    eta = separability(histogram, level)
+    messages = tuple(quality_warnings(eta, result.bv_tv))
+    for message in messages:
+        warnings.warn(MeasurementQualityWarning(message), stacklevel=2)
+    return replace(result, histogram_separability=None if eta is None else round(eta, 4), quality_warnings=messages)
 
 
 def measure_binary(binary, *, spacing_xyz_mm, voi_mask=None, tb_sp_policy="margin",
@@ -260,10 +278,10 @@ def _check_threshold(threshold):
     return "fixed", int(threshold)
 
 
-def _threshold_level(image8, threshold, mask):
+def _threshold_level(histogram, threshold):
     method, level = _check_threshold(threshold)
     if level is None:
-        level = auto_threshold(histogram_8bit(image8, mask=mask), method=method)
+        level = auto_threshold(histogram, method=method)
     return level, method
 
 

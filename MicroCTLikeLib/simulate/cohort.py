@@ -14,7 +14,6 @@ or a cancel never leaves a half-written case; JSON files are written atomically.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -24,8 +23,9 @@ from typing import Any, Callable, Dict, Optional, Union
 import numpy as np
 
 from .. import __version__
-from ..atomic import atomic_output
+from ..atomic import remove_stale_temporaries, temp_prefix
 from ..errors import CancelledError, InvalidParameterError
+from ..outputs import check_output_dir, write_json_atomic  # noqa: F401  (old home of both; still importable here)
 from ..progress import CancelFlag, ProgressCallback, raise_if_cancelled, report_progress
 from ..volume import write_volume
 from .parameters import get_preset
@@ -62,29 +62,6 @@ def suggest_split(cohort_seed: int, n_cases: int) -> Dict[str, list]:
 #: permissions of what we write (temporary files are created private: open them up)
 _FILE_MODE = 0o644
 _DIR_MODE = 0o755
-
-
-def check_output_dir(out_dir: Union[str, os.PathLike], *, force: bool) -> Path:
-    """Refuse a file, or a non-empty folder unless ``force``; return the path."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InvalidParameterError(f"{out}: exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise InvalidParameterError(
-            f"{out}: folder is not empty; choose a new folder, or overwrite its cases with --force "
-            "(Python: force=True)"
-        )
-    return out
-
-
-def write_json_atomic(data: Any, path: Union[str, os.PathLike]) -> Path:
-    """Write JSON (sorted keys, 2-space indent) via a temporary file and a rename."""
-    path = Path(path)
-    with atomic_output(path, suffix=".json") as tmp:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, allow_nan=False)
-            handle.write("\n")
-    return path
 
 
 def write_specimen(specimen: Specimen, case_dir: Path, *, extra_truth: Optional[Dict[str, Any]] = None) -> None:
@@ -142,6 +119,7 @@ def write_cohort(
     get_preset(preset)
     out = check_output_dir(out_dir, force=force)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # case folders of a killed earlier run
 
     steps_per_case = 6  # 5 simulation stages + writing
     total = n_cases * steps_per_case
@@ -158,7 +136,7 @@ def write_cohort(
         if metrics_hook is not None:
             extra["voi_truth"] = metrics_hook(specimen)
         raise_if_cancelled(cancel, "cohort writing")
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f".tmp-{cid}-", dir=out))
+        tmp_dir = Path(tempfile.mkdtemp(prefix=temp_prefix(cid), dir=out))
         try:
             write_specimen(specimen, tmp_dir, extra_truth=extra)
             os.chmod(tmp_dir, _DIR_MODE)
@@ -196,4 +174,5 @@ def write_cohort(
     return manifest
 
 
-__all__ = ["write_cohort", "write_specimen", "case_seed", "suggest_split", "check_output_dir", "CancelledError"]
+__all__ = ["write_cohort", "write_specimen", "case_seed", "suggest_split", "check_output_dir", "write_json_atomic",
+           "CancelledError"]

@@ -76,14 +76,13 @@ def load_checkpoint(path, *, expected_model: Optional[str] = None, map_location=
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    problem = _file_problem(path)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - a damaged pickle can raise nearly anything (IndexError, KeyError, ...)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(
-            f"{path}: cannot be read as a checkpoint (corrupt, truncated or unsafe file: {reason[:200]}); "
-            "use another checkpoint, e.g. checkpoints/last.pt or a step_N.pt"
-        ) from None
+        raise CheckpointError(f"{path}: {_load_problem(error)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(
             f"{path}: not a MicroCTLike checkpoint (no '{FORMAT_NAME}' format tag); "
@@ -95,6 +94,7 @@ def load_checkpoint(path, *, expected_model: Optional[str] = None, map_location=
             f"{path}: checkpoint format version {version!r} is newer than this MicroCTLike reads "
             f"({FORMAT_VERSION}); update MicroCTLike"
         )
+    check_architecture(payload, path)
     model_name = (payload.get("model") or {}).get("name")
     if expected_model is not None and model_name != expected_model:
         raise CheckpointError(
@@ -102,6 +102,75 @@ def load_checkpoint(path, *, expected_model: Optional[str] = None, map_location=
             f"pick a {expected_model} checkpoint or use --model {model_name}"
         )
     return payload
+
+
+def _file_problem(path: Path) -> str:
+    """What is wrong with a file before torch sees it ("" when it looks like a torch archive)."""
+    import zipfile
+
+    size = path.stat().st_size
+    if size == 0:
+        return "the checkpoint file is empty (0 bytes); it was not written completely, use another checkpoint"
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"PK\x03\x04":
+        return ("not a checkpoint: the file is not a PyTorch archive (random or foreign bytes); use a .pt file written "
+                "by `microctlike train`")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return ("the checkpoint is truncated or corrupt (its archive directory is missing or damaged, as after an "
+                "interrupted copy); copy it again or use another checkpoint, e.g. checkpoints/last.pt or a step_N.pt")
+    if not any(name.endswith("data.pkl") for name in names):
+        return "not a checkpoint: the archive holds no PyTorch data record; use a .pt file written by `microctlike train`"
+    return ""
+
+
+def _load_problem(error: Exception) -> str:
+    """Our words for a failed safe load (never the advice to load unsafely)."""
+    text = str(error)
+    if "Weights only load failed" in text or "Unsupported global" in text or "weights_only" in text:
+        return ("the checkpoint holds Python objects other than tensors and plain data (possibly code); MicroCTLike "
+                "loads checkpoints safely and refused it. Use a checkpoint written by `microctlike train`; do not load "
+                "files from untrusted sources")
+    if isinstance(error, (EOFError, RuntimeError)) and ("EOF" in text or "unexpected end" in text or
+                                                        "PytorchStreamReader" in text or "file read failed" in text):
+        return ("the checkpoint is truncated or corrupt (a record inside it is incomplete); copy it again or use another "
+                "checkpoint, e.g. checkpoints/last.pt or a step_N.pt")
+    return ("the checkpoint is corrupt (its contents cannot be decoded); copy it again or use another checkpoint, "
+            "e.g. checkpoints/last.pt or a step_N.pt")
+
+
+def check_architecture(payload: Mapping[str, Any], path) -> None:
+    """The architecture a checkpoint names must be the one its stored config builds."""
+    model_info = payload.get("model") or {}
+    name = model_info.get("name")
+    config = model_info.get("config")
+    config_name = config.get("name") if isinstance(config, Mapping) else None
+    if config_name is not None and name != config_name:
+        raise CheckpointError(
+            f"{path}: the checkpoint is labelled {name!r} but its stored model config is {config_name!r}: another "
+            "architecture relabelled; use the checkpoint its training run wrote"
+        )
+
+
+def check_weight_shapes(module, state: Mapping[str, Any], *, what: str, path, name: str) -> None:
+    """Refuse weights whose tensor names or shapes differ from the architecture the checkpoint names."""
+    expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
+    given = {key: tuple(getattr(value, "shape", ())) for key, value in state.items()}
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    wrong = sorted(key for key in set(expected) & set(given) if expected[key] != given[key])
+    if missing or unexpected or wrong:
+        first = (wrong or missing or unexpected)[0]
+        detail = (f"{first}: {given.get(first)} stored, {expected.get(first)} expected" if wrong
+                  else f"{first} {'missing' if missing else 'not part of the model'}")
+        raise CheckpointError(
+            f"{path}: the {what} weights are not those of the {name!r} architecture the checkpoint names "
+            f"({len(wrong)} tensors of another shape, {len(missing)} missing, {len(unexpected)} unknown; e.g. {detail}); "
+            "the checkpoint is of another architecture or other model settings"
+        )
 
 
 def checkpoint_metadata(payload: Mapping[str, Any]) -> Dict[str, Any]:
@@ -185,6 +254,10 @@ def load_inference_model(path, device="cpu", *, expected_model: Optional[str] = 
         raise CheckpointError(f"{path}: checkpoint holds no inference generator weights")
     model = build_model_from_checkpoint(payload, path=path, registry=registry)
     generator = model.inference_generator()
+    if not isinstance(payload["inference_generator"], Mapping):
+        raise CheckpointError(f"{path}: the inference generator weights are not a table of tensors; the checkpoint is damaged")
+    check_weight_shapes(generator, payload["inference_generator"], what="inference generator", path=path,
+                        name=(payload.get("model") or {}).get("name"))
     load_state_dict_checked(generator, payload["inference_generator"], what="inference generator", path=path)
     generator.eval()
     for parameter in generator.parameters():

@@ -51,7 +51,8 @@ DEFAULTS: Dict[str, Any] = {
     # run
     "log_every": 10,
     "sample_every": 1000,
-    "checkpoint_every": 5000,
+    "checkpoint_every": None,  # steps between checkpoints; None: a tenth of the run, at most 5000 (never > steps)
+    "checkpoint_minutes": 30.0,  # also checkpoint when this many minutes passed since the last one (null: off)
     "keep_checkpoints": 5,  # newest step_N.pt files kept (null: all); last.pt is always kept
     "class_code_shots": 16,  # micro-CT slices averaged into FUNIT's stored class code
     "tensorboard": True,  # used only when the tensorboard package is importable
@@ -160,8 +161,14 @@ def validate_config(config: Mapping[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidParameterError(f"{key} must be a positive integer, got {value!r}")
 
-    for key in ("steps", "batch_size", "crop_px", "log_every", "sample_every", "checkpoint_every", "class_code_shots"):
+    for key in ("steps", "batch_size", "crop_px", "log_every", "sample_every", "class_code_shots"):
         positive_int(key)
+    if config["checkpoint_every"] is not None:
+        positive_int("checkpoint_every")
+    minutes = config["checkpoint_minutes"]
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
+                                or not math.isfinite(minutes) or minutes <= 0):
+        raise InvalidParameterError(f"checkpoint_minutes must be a positive number of minutes or null, got {minutes!r}")
     if config["crop_px"] % 16:
         raise InvalidParameterError(
             f"crop_px must be a multiple of 16 (the networks downsample by up to 16), got {config['crop_px']}"
@@ -201,6 +208,18 @@ def validate_config(config: Mapping[str, Any]) -> None:
     device = str(config["device"])
     if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
         raise InvalidParameterError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
+def checkpoint_interval(config: Mapping[str, Any]) -> int:
+    """Steps between checkpoints: ``checkpoint_every``, or a tenth of the run (at most 5000);
+    never more than the run's length, so a killed run always has a checkpoint to resume
+    once a tenth of it is done."""
+    steps = int(config["steps"])
+    auto = max(1, min(5000, steps // 10))
+    every = config.get("checkpoint_every")
+    if every is None or int(every) > steps:
+        return auto
+    return int(every)
 
 
 def parse_set_option(text: str):

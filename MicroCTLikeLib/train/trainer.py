@@ -24,16 +24,18 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
+from ..atomic import temp_prefix
 from ..errors import CancelledError, CheckpointError, InvalidParameterError, MicroCTLikeError
 from ..progress import raise_if_cancelled, report_progress
 from . import distributed
 from .checkpoint import checkpoint_metadata, load_checkpoint, load_state_dict_checked, save_checkpoint
-from .config import write_config
+from ..testing_hooks import pause_at
+from .config import checkpoint_interval, write_config
 from .data import SliceSampler, list_cohort, load_training_data, select_split
 from .runlog import CsvLog, TensorBoard, write_sample_png
 
 #: Options that may change when a run is resumed; everything else must match the checkpoint.
-RESUME_MAY_CHANGE = ("steps", "device", "amp", "channels_last", "cpu_threads", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "out", "data", "tensorboard")
+RESUME_MAY_CHANGE = ("steps", "device", "amp", "channels_last", "cpu_threads", "log_every", "sample_every", "checkpoint_every", "checkpoint_minutes", "keep_checkpoints", "out", "data", "tensorboard")
 SAMPLE_COUNT = 4  # rows in a sample PNG
 
 
@@ -52,20 +54,28 @@ def _say_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
-    """Refuse to mix runs: a non-empty folder needs ``resume`` (or ``force``)."""
+def check_run_dir(run_dir: Path, *, resume: bool, force: bool, data=None) -> None:
+    """Refuse to mix runs: a non-empty folder needs ``resume`` (or ``force``); never an input; writable."""
+    from ..outputs import check_output_dir
+
+    check_output_dir(run_dir, force=True, inputs=[data], option="--out")  # an input cohort, writability
+    last = run_dir / "checkpoints" / "last.pt"
     if resume:
-        last = run_dir / "checkpoints" / "last.pt"
         if not last.is_file():
-            raise InvalidParameterError(f"{run_dir}: nothing to resume ({last} not found); start without --resume")
+            if run_dir.is_dir() and any(run_dir.iterdir()):
+                raise InvalidParameterError(
+                    f"{run_dir}: nothing to resume: the run stopped before its first checkpoint ({last} does not "
+                    "exist); start it afresh with --force instead of --resume")
+            raise InvalidParameterError(f"{run_dir}: nothing to resume: no run in this folder; start without --resume")
         return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise InvalidParameterError(f"{run_dir}: exists and is not a folder")
     if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
+        if last.is_file():
+            raise InvalidParameterError(
+                f"{run_dir}: holds a run with checkpoints; continue it with --resume, start afresh into it with "
+                "--force, or choose another --out")
         raise InvalidParameterError(
-            f"{run_dir}: run folder is not empty; use --resume to continue that run, "
-            "--force to train into it anyway, or another --out"
-        )
+            f"{run_dir}: holds a run that stopped before its first checkpoint (nothing to resume); start afresh "
+            "with --force, or choose another --out")
 
 
 def _autocast_dtype(amp: str, device):
@@ -194,7 +204,7 @@ def train(
             raise InvalidParameterError(f"{key} is required (--{key})")
     info = distributed.dist_info_from_env()
     run_dir = Path(config["out"])
-    check_run_dir(run_dir, resume=resume, force=force)
+    check_run_dir(run_dir, resume=resume, force=force, data=config.get("data"))
     device = distributed.resolve_device(config["device"], info)
     distributed.init_process_group(info, device)  # also a rendezvous: every rank has checked run_dir
     main = info.is_main
@@ -310,6 +320,11 @@ def _train(config, payload, info, device, run_dir, progress, cancel, registry, s
         return path
 
     steps = int(config["steps"])
+    every = checkpoint_interval(config)
+    minutes = config.get("checkpoint_minutes")
+    last_saved = time.monotonic()
+    if main and config.get("checkpoint_every") is not None and int(config["checkpoint_every"]) > steps:
+        say(f"checkpoint_every {config['checkpoint_every']} exceeds the run's {steps} steps: checkpointing every {every}")
     last_path = run_dir / "checkpoints" / "last.pt" if payload is not None else None
     losses: Dict[str, float] = {}
     step_started = time.perf_counter()
@@ -343,8 +358,16 @@ def _train(config, payload, info, device, run_dir, progress, cancel, registry, s
                         translated.cpu().numpy(),
                         fixed["microct"][:SAMPLE_COUNT].float().cpu().numpy(),
                     )
-            if step % int(config["checkpoint_every"]) == 0 or step == steps:
+            if step == start_step + 1:
+                pause_at("train:step")
+            due = step % every == 0 or step == steps
+            if not due and minutes is not None:
+                late = float(time.monotonic() - last_saved >= 60.0 * float(minutes))
+                due = distributed.mean_across_ranks({"late": late}, info, device)["late"] > 0 if info.enabled else bool(late)
+            if due:
                 last_path = checkpoint(step)
+                last_saved = time.monotonic()
+                pause_at("train:checkpoint")
     except (CancelledError, KeyboardInterrupt):
         if step > start_step:  # keep the finished iterations: --resume continues from here
             last_path = checkpoint(step)
@@ -383,7 +406,7 @@ def _save_step_and_last(body: Mapping[str, Any], folder: Path, step: int) -> Pat
     """Write ``step_N.pt`` and make ``last.pt`` the same file (hard link, else a second write)."""
     step_path = save_checkpoint(body, folder / f"step_{step:07d}.pt")
     last = folder / "last.pt"
-    tmp = folder / f".last.pt.{os.getpid()}.tmp"
+    tmp = folder / f"{temp_prefix('last.pt')}link"
     try:
         tmp.unlink(missing_ok=True)
         os.link(step_path, tmp)

@@ -33,14 +33,15 @@ def test_good_checkpoint_loads_with_metadata(good):
 def test_truncated_file(good, tmp_path):
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(good.read_bytes()[: os.path.getsize(good) // 2])
-    with pytest.raises(CheckpointError, match="cannot be read as a checkpoint"):
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as caught:
         C.load_checkpoint(bad)
+    assert "weights_only" not in str(caught.value)
 
 
 def test_garbage_and_missing_file(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is not a checkpoint at all" * 10)
-    with pytest.raises(CheckpointError, match="cannot be read as a checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint: the file is not a PyTorch archive"):
         C.load_checkpoint(junk)
     with pytest.raises(CheckpointError, match="not found"):
         C.load_checkpoint(tmp_path / "nope.pt")
@@ -54,8 +55,9 @@ class _Evil:
 def test_unsafe_pickle_refused(tmp_path):
     path = tmp_path / "unsafe.pt"
     torch.save({"format": C.FORMAT_NAME, "payload": _Evil()}, path)
-    with pytest.raises(CheckpointError, match="unsafe|cannot be read"):
+    with pytest.raises(CheckpointError, match="loads checkpoints safely and refused it") as caught:
         C.load_checkpoint(path)
+    assert "weights_only" not in str(caught.value) and "False" not in str(caught.value)
 
 
 def test_foreign_checkpoint(tmp_path):
@@ -87,7 +89,19 @@ def test_other_architecture(good, tmp_path):
     payload["model"]["config"]["gen_nf"] = 8
     path = tmp_path / "wider.pt"
     torch.save(payload, path)
-    with pytest.raises(CheckpointError, match="do not fit this architecture"):
+    with pytest.raises(CheckpointError, match="not those of the 'funit' architecture"):
+        C.load_inference_model(path)
+    # FUNIT weights relabelled as another architecture (name and config) are refused, not built silently
+    payload = torch.load(good, weights_only=True)
+    payload["model"]["name"] = "cyclegan"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="labelled 'cyclegan' but its stored model config is 'funit'"):
+        C.load_inference_model(path)
+    from MicroCTLikeLib.models import registry
+
+    payload["model"]["config"] = registry.model_config("cyclegan", "tiny")
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="not those of the 'cyclegan' architecture"):
         C.load_inference_model(path)
 
 

@@ -83,7 +83,7 @@ def test_dry_run_prints_resolved_config_and_writes_nothing(tmp_path):
 
 def test_usage_errors_exit_codes(tmp_path):
     result = _run("-m", "MicroCTLikeLib", "train", "--out", str(tmp_path / "r"), "--crop", "40", "--dry-run")
-    assert result.returncode == 1 and "multiple of 16" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "multiple of 16" in result.stderr and "Traceback" not in result.stderr
     result = _run("-m", "MicroCTLikeLib", "train", "--model", "resnet", "--out", str(tmp_path / "r"))
     assert result.returncode == 2  # argparse usage error
 

@@ -38,7 +38,7 @@ def test_file_round_trip_keeps_voxels_and_geometry(tmp_path, volume, name):
     back = read_volume(path)
     np.testing.assert_array_equal(back.array, volume.array)
     assert back.same_geometry(volume, tol_mm=1e-4)
-    assert not list(tmp_path.glob(".tmp-*")), "atomic write left a temporary file"
+    assert not list(tmp_path.glob(".*mctl-*")), "atomic write left a temporary file"
     if path.is_file():  # an ordinary file, readable by others as open() would make it (not mkstemp's 0600)
         umask = os.umask(0)
         os.umask(umask)
