@@ -99,8 +99,8 @@ def list_data_files(data_dir: Optional[Path]) -> List[str]:
                 continue
             names.append(path.relative_to(root).as_posix())
             if len(names) >= MAX_LISTED_FILES:
-                return names
-    return names
+                return sorted(names)
+    return sorted(names)
 
 
 def resolve_data_file(data_dir: Optional[Path], name: str, listed: List[str]) -> Path:

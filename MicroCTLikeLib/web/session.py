@@ -276,9 +276,19 @@ class SessionApp:
         self._clear_results(keep_reference=True)
         self.rois = list(mrml_vois.place_standard_vois(mdct, scene=self.scene))
         self.follower.observe(self.rois)
+        self._jump_to(self.rois[0])
         with self.state:
             self.state.has_vois = True
         self.measure()
+
+    def _jump_to(self, roi) -> None:
+        """Centre the three views on a VOI (as Slicer's "jump to" does)."""
+        from slicer import vtkMRMLSliceNode
+
+        from ..mrml import vois as mrml_vois
+
+        lps = mrml_vois.cylinder_from_roi(roi).centre_lps_mm
+        vtkMRMLSliceNode.JumpAllSlices(self.scene, -lps[0], -lps[1], lps[2], vtkMRMLSliceNode.CenteredJumpSlice)
 
     def _on_voi_moved(self, _roi) -> None:
         """A VOI moves (its cylinder already follows): re-measure once it has been still for a moment."""
@@ -434,11 +444,12 @@ class SessionApp:
         csv_trigger = ctrl.trigger_name(self.export_csv)
         json_trigger = ctrl.trigger_name(self.export_json)
         shot_trigger = ctrl.trigger_name(self.screenshot_png)
+        # A function expression: Vue calls it with the change event (an inline statement would not get it).
         upload_js = (
-            "(() => { const f = $event.target.files[0]; if (!f) return; busy = true;"
+            "(event) => { const f = event.target.files[0]; if (!f) return;"
             " fetch('upload?name=' + encodeURIComponent(f.name), {method: 'POST', body: f})"
             f" .catch(e => trigger('{upload_failed}', [String(e)]));"
-            " $event.target.value = ''; })()"
+            " event.target.value = ''; }"
         )
 
         with SinglePageWithDrawerLayout(self.server, full_height=True) as layout:
