@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
 # Reproduce the bundled generator (MicroCTLike/Resources/Models/microctlike_generator.pt):
-# simulate the training cohort, train the CPU-width FUNIT, evaluate it on held-out specimens.
-#   bash Utilities/train_bundled_model.sh      (4400 steps: about 35 min on 2 idle CPU cores)
+# simulate the training cohort and a separate held-out cohort, train the CPU-width FUNIT with
+# our options (configs/bundled_funit_cpu.yaml), evaluate it on the held-out specimens only,
+# export it and write its model card.
+#   bash Utilities/train_bundled_model.sh      (STEPS=3000: ~45 min on 2 idle CPU cores + ~25 min simulation)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${STEPS:-4400}
+STEPS=${STEPS:-3000}
 RUNS=${RUNS:-runs}
 . .venv/bin/activate
-# 12 specimens, seed 2026: 8 train / 4 test by specimen (cohort.json)
-[ -f "$RUNS/cohort_2026/cohort.json" ] || microctlike simulate --cases 12 --seed 2026 --preset small --out "$RUNS/cohort_2026" --quiet
+# 24 training specimens (seed 2027) and 16 held-out specimens (seed 31337): two cohorts, so no
+# held-out specimen can reach training whatever split a command uses
+[ -f "$RUNS/cohort_train_2027/cohort.json" ] || microctlike simulate --cases 24 --seed 2027 --preset small --out "$RUNS/cohort_train_2027" --quiet --no-montage
+[ -f "$RUNS/heldout_31337/cohort.json" ] || microctlike simulate --cases 16 --seed 31337 --preset small --out "$RUNS/heldout_31337" --quiet --no-montage
 if [ -f "$RUNS/bundled_funit/checkpoints/last.pt" ]; then
   microctlike train --out "$RUNS/bundled_funit" --steps "$STEPS" --resume --quiet
 else
-  microctlike train --config configs/bundled_funit_cpu.yaml --data "$RUNS/cohort_2026" --out "$RUNS/bundled_funit" --steps "$STEPS" --quiet
+  microctlike train --config configs/bundled_funit_cpu.yaml --data "$RUNS/cohort_train_2027" --out "$RUNS/bundled_funit" --steps "$STEPS" --quiet
 fi
-# held-out: the cohort's 4 test specimens (never trained on)
-microctlike evaluate --model "$RUNS/bundled_funit/checkpoints/last.pt" --data "$RUNS/cohort_2026" --split test \
-  --device cpu --out "$RUNS/bundled_funit/evaluation_test.json"
+microctlike evaluate --model "$RUNS/bundled_funit/checkpoints/last.pt" --data "$RUNS/heldout_31337" --split all \
+  --device cpu --recipe gold --reference-cache "$RUNS/heldout_31337/reference_cache" --out "$RUNS/bundled_funit/evaluation_heldout.json"
 mkdir -p MicroCTLike/Resources/Models
 # ship the inference part only (metadata + EMA generator with its class code): a few MB
 python -c "from MicroCTLikeLib.train.checkpoint import export_inference_checkpoint as e; \
 e('$RUNS/bundled_funit/checkpoints/last.pt', 'MicroCTLike/Resources/Models/microctlike_generator.pt')"
 python Utilities/write_model_card.py MicroCTLike/Resources/Models/microctlike_generator.pt \
-  "$RUNS/bundled_funit/evaluation_test.json" MicroCTLike/Resources/Models/MODEL_CARD.md
+  "$RUNS/bundled_funit/evaluation_heldout.json" MicroCTLike/Resources/Models/MODEL_CARD.md

@@ -8,7 +8,7 @@ Interface (the trainer in :mod:`MicroCTLikeLib.train` is written against exactly
     build_model(config) -> TranslationModel                             # config includes "name"
 
     class TranslationModel(torch.nn.Module):
-        name: str; config: dict; paired: bool      # paired=True only for pix2pixhd
+        name: str; config: dict; paired: bool      # True for pix2pixhd and for FUNIT with paired_w > 0
         autocast_dtype: None | torch.bfloat16 | torch.float16   # set by the caller; used
                                                    # only on CUDA (fp32 on CPU always)
         training_step(batch, step) -> dict[str, float]

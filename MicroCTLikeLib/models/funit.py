@@ -45,22 +45,37 @@ class FUNITGenerator(nn.Module):
         Residual blocks in the content encoder and AdaIN residual blocks in the decoder (2).
     n_down_content, n_down_class : int
         Stride-2 convolutions of the content (3) and class (4) encoders.
+    norm : {"instance", "none"}
+        "instance" (the reference): instance normalisation in the content encoder and the
+        decoder, AdaIN in the decoder's residual blocks. "none" (our level-preserving
+        variant): no normalisation in the content encoder and the decoder's upsampling
+        blocks, and the decoder's residual blocks modulate without normalising (``x * gamma
+        + beta``). Instance normalisation of a crop lying wholly inside cancellous bone
+        divides out its mean and contrast, i.e. the bone density the MDCT carries.
+    level_skip : bool
+        Our option (default False, the reference): the content image itself is fed, beside
+        the decoder's features, to the final convolution, so the local density of the MDCT
+        reaches the output however the normalisations rescaled the features. Adds
+        ``in_ch * 49`` weights to the final conv7.
     """
 
     def __init__(self, *, in_ch: int = 1, nf: int = 64, latent_dim: int = 64, mlp_dim: int = 256,
                  n_mlp_blocks: int = 3, n_res_blocks: int = 2, n_down_content: int = 3,
-                 n_down_class: int = 4):
+                 n_down_class: int = 4, norm: str = "instance", level_skip: bool = False):
         super().__init__()
         if n_mlp_blocks < 2:
             raise InvalidParameterError(f"n_mlp_blocks must be >= 2, got {n_mlp_blocks}")
+        if norm not in ("instance", "none"):
+            raise InvalidParameterError(f"FUNIT generator norm must be 'instance' or 'none', got {norm!r}")
+        layer_norm = "in" if norm == "instance" else "none"
         self.size_multiple = 2 ** n_down_content
         # content encoder: conv7 -> n_down x conv4/s2 (x2 channels) -> res blocks; IN + ReLU
         ch = nf
-        content = [ConvBlock(in_ch, ch, 7, padding=3, norm="in", act="relu", pad="reflect")]
+        content = [ConvBlock(in_ch, ch, 7, padding=3, norm=layer_norm, act="relu", pad="reflect")]
         for _ in range(n_down_content):
-            content.append(ConvBlock(ch, 2 * ch, 4, stride=2, padding=1, norm="in", act="relu", pad="reflect"))
+            content.append(ConvBlock(ch, 2 * ch, 4, stride=2, padding=1, norm=layer_norm, act="relu", pad="reflect"))
             ch *= 2
-        content += [ResBlock(ch, norm="in", act="relu", pad="reflect") for _ in range(n_res_blocks)]
+        content += [ResBlock(ch, norm=layer_norm, act="relu", pad="reflect") for _ in range(n_res_blocks)]
         self.content_encoder = nn.Sequential(*content)
         content_ch = ch
         # class encoder: conv7 -> 2 doubling + (n-2) constant conv4/s2, no norm -> GAP -> 1x1
@@ -74,14 +89,21 @@ class FUNITGenerator(nn.Module):
         self.class_encoder = nn.Sequential(*cls)
         # decoder: AdaIN res blocks -> n_down x (nearest x2, conv5, IN, ReLU) -> conv7 + tanh
         ch = content_ch
-        self.adain_blocks = nn.ModuleList(AdaINResBlock(ch) for _ in range(n_res_blocks))
+        self.adain_blocks = nn.ModuleList(AdaINResBlock(ch, normalize=norm == "instance") for _ in range(n_res_blocks))
         up = []
         for _ in range(n_down_content):
             up += [nn.Upsample(scale_factor=2, mode="nearest"),
-                   ConvBlock(ch, ch // 2, 5, padding=2, norm="in", act="relu", pad="reflect")]
+                   ConvBlock(ch, ch // 2, 5, padding=2, norm=layer_norm, act="relu", pad="reflect")]
             ch //= 2
-        up.append(ConvBlock(ch, in_ch, 7, padding=3, act="tanh", pad="reflect"))
-        self.upsampler = nn.Sequential(*up)
+        # the final conv7 + tanh ends the upsampler (the reference layout, so its checkpoints
+        # keep loading); with the level skip it is a layer of its own that also sees the input
+        self.level_skip = bool(level_skip)
+        to_image = ConvBlock(ch + (in_ch if self.level_skip else 0), in_ch, 7, padding=3, act="tanh", pad="reflect")
+        if self.level_skip:
+            self.upsampler = nn.Sequential(*up)
+            self.to_image = to_image
+        else:
+            self.upsampler = nn.Sequential(*up, to_image)
         self.n_adain_params = sum(b.n_adain_params for b in self.adain_blocks)
         mlp: list[nn.Module] = [nn.Linear(latent_dim, mlp_dim), nn.ReLU()]
         for _ in range(n_mlp_blocks - 2):
@@ -97,15 +119,29 @@ class FUNITGenerator(nn.Module):
         """(B, C, H, W) image -> (B, latent_dim) class code."""
         return self.class_encoder(x).flatten(1)
 
-    def decode(self, content: torch.Tensor, class_code: torch.Tensor) -> torch.Tensor:
-        """Content code + class code (B, latent_dim) -> image in [-1, 1]."""
+    def decode(self, content: torch.Tensor, class_code: torch.Tensor,
+               content_images: torch.Tensor | None = None) -> torch.Tensor:
+        """Content code + class code (B, latent_dim) -> image in [-1, 1].
+
+        ``content_images`` (the encoder's input) is required with ``level_skip`` and unused
+        otherwise.
+        """
         params = self.mlp(class_code)
         h = content
         start = 0
         for block in self.adain_blocks:
             h = block(h, params[:, start:start + block.n_adain_params])
             start += block.n_adain_params
-        return self.upsampler(h)
+        h = self.upsampler(h)
+        if not self.level_skip:
+            return h
+        if content_images is None:
+            raise InvalidParameterError("a level-skip FUNIT generator needs the content images to decode")
+        return self.to_image(torch.cat([h, content_images.to(h.dtype)], dim=1))
+
+    def translate(self, content_images: torch.Tensor, class_code: torch.Tensor) -> torch.Tensor:
+        """Content images (B, C, H, W) + class code (B, latent_dim) -> translation in [-1, 1]."""
+        return self.decode(self.encode_content(content_images), class_code, content_images)
 
     def forward(self, content_images: torch.Tensor, class_images: torch.Tensor):
         """Training pass: (translation G(x_a, x_b), reconstruction G(x_a, x_a)).
@@ -115,7 +151,7 @@ class FUNITGenerator(nn.Module):
         batch = content_images.shape[0]
         content = self.encode_content(content_images)
         codes = self.encode_class(torch.cat([class_images, content_images]))
-        images = self.decode(torch.cat([content, content]), codes)
+        images = self.decode(torch.cat([content, content]), codes, torch.cat([content_images, content_images]))
         return images[:batch], images[batch:]
 
 
@@ -205,7 +241,7 @@ class FUNITTranslator(nn.Module):
                 "model.update_class_code(microct_slices) before using it for inference")
         x, (h, w) = pad_to_multiple(mdct, self.size_multiple)
         code = self.class_code.to(x.dtype).expand(x.shape[0], -1)
-        return self.generator.decode(self.generator.encode_content(x), code)[..., :h, :w]
+        return self.generator.translate(x, code)[..., :h, :w]
 
 
 def make_generator(c: dict) -> FUNITGenerator:
@@ -213,7 +249,8 @@ def make_generator(c: dict) -> FUNITGenerator:
     return init_weights(FUNITGenerator(
         in_ch=c["in_channels"], nf=c["gen_nf"], latent_dim=c["gen_latent_dim"], mlp_dim=c["gen_mlp_dim"],
         n_mlp_blocks=c["gen_n_mlp_blocks"], n_res_blocks=c["gen_n_res_blocks"],
-        n_down_content=c["gen_n_down_content"], n_down_class=c["gen_n_down_class"]), "kaiming")
+        n_down_content=c["gen_n_down_content"], n_down_class=c["gen_n_down_class"],
+        norm=c.get("gen_norm", "instance"), level_skip=c.get("gen_level_skip", False)), "kaiming")
 
 
 def make_inference_generator(c: dict) -> FUNITTranslator:
@@ -232,14 +269,26 @@ class FUNITModel(TranslationModel):
     point spread function at the training pixel size) and the MDCT content image
     (:func:`~MicroCTLikeLib.models.losses.forward_consistency_loss`). With the default 0 the
     model is the reference FUNIT; the term is logged as ``forward_ncc`` either way.
+
+    Two more options of ours, also off by default:
+
+    * ``gen_norm="none"`` and/or ``gen_level_skip=True``: generators that keep the MDCT's
+      density level (see :class:`FUNITGenerator`).
+    * ``paired_w > 0``: the model trains on *registered* pairs (the simulator's geometry, or
+      real scans after registration) and adds ``paired_w * L1(translation, micro-CT of the
+      same place)``. The class code of each translation then comes from another sample's
+      micro-CT crop of the batch, so the code never carries the target's own structure
+      (at inference the stored mean code is used). ``paired`` is True exactly then.
+      Logged as ``paired_l1`` in every run (against the class image when unpaired, a
+      number without meaning there).
     """
 
     name = "funit"
-    paired = False
 
     def __init__(self, config: dict):
         super().__init__(config)
         c = self.config
+        self.paired = c.get("paired_w", 0.0) > 0
         self.generator = make_generator(c)
         self.discriminator = init_weights(FUNITDiscriminator(
             in_ch=self.in_channels, nf=c["dis_nf"], n_down=c["dis_n_down"], max_nf=c["dis_max_nf"],
@@ -290,15 +339,17 @@ class FUNITModel(TranslationModel):
 
     def training_step(self, batch: dict, step: int) -> dict:
         c = self.config
-        xa, xb = self._check_batch(batch)  # xa: content (MDCT), xb: class image (micro-CT)
+        xa, xb = self._check_batch(batch)  # xa: content (MDCT), xb: micro-CT (class image / paired target)
         n = xa.shape[0]
+        # paired: each translation takes its class code from another sample's micro-CT
+        xc = torch.roll(xb, 1, dims=0) if self.paired and n > 1 else xb
         la = torch.full((n,), MDCT_CLASS, dtype=torch.long, device=xa.device)
         lb = torch.full((n,), MICROCT_CLASS, dtype=torch.long, device=xa.device)
 
         # discriminator: hinge on real micro-CT and on translations, R1 on the reals
         self._optimizers["discriminator"].zero_grad(set_to_none=True)
         with torch.no_grad(), self._autocast():
-            xt = self.generator.decode(self.generator.encode_content(xa), self.generator.encode_class(xb))
+            xt = self.generator.translate(xa, self.generator.encode_class(xc))
         real = xb.detach().requires_grad_(True)
         with self._autocast():
             logits, _ = self._net("discriminator")(torch.cat([real, xt.float()]), torch.cat([lb, lb]))
@@ -310,7 +361,7 @@ class FUNITModel(TranslationModel):
         # generator: adversarial (translation + reconstruction), L1 G(x, x), feature matching
         self._optimizers["generator"].zero_grad(set_to_none=True)
         with self._autocast():
-            xt, xr = self._net("generator")(xa, xb)
+            xt, xr = self._net("generator")(xa, xc)
             with frozen(self.discriminator):
                 logits, feats = self.discriminator(torch.cat([xt, xr]), torch.cat([lb, la]))
                 with torch.no_grad():  # features of the real images are constants here
@@ -329,8 +380,12 @@ class FUNITModel(TranslationModel):
         forward = losses.forward_consistency_loss(xt, xa, sigma_px=c["forward_sigma_px"])
         if c["forward_w"] > 0:
             g_loss = g_loss + c["forward_w"] * forward
+        paired_l1 = losses.l1(xt, xb)
+        if self.paired:
+            g_loss = g_loss + c["paired_w"] * paired_l1
         self._backward_step(g_loss, "generator")
         ema_update(self.generator_ema, self.generator, beta=c["ema_beta"])
 
         return as_floats(d_loss=d_loss, d_real=d_real, d_fake=d_fake, r1=r1, g_loss=g_loss, g_adv=g_adv,
-                         rec_l1=rec, fm_content=fm_content, fm_class=fm_class, forward_ncc=forward)
+                         rec_l1=rec, fm_content=fm_content, fm_class=fm_class, forward_ncc=forward,
+                         paired_l1=paired_l1)

@@ -99,7 +99,8 @@ class ResBlock(nn.Module):
         return x + self.block(x)
 
 
-def adain(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, *, eps: float = 1e-5) -> torch.Tensor:
+def adain(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, *, eps: float = 1e-5,
+          normalize: bool = True) -> torch.Tensor:
     """Adaptive instance normalisation: ``instance_norm(x) * gamma + beta``.
 
     Parameters
@@ -107,8 +108,14 @@ def adain(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, *, eps: floa
     x : Tensor (B, C, H, W)
     gamma, beta : Tensor (B, C)
         Per-sample scale and shift (FUNIT's MLP output; the scale is used as given, not 1 + gamma).
+    normalize : bool
+        False skips the instance normalisation (feature-wise modulation ``x * gamma + beta``):
+        the per-image mean and contrast of ``x`` then survive, which is what carries the bone
+        density level of a crop lying wholly inside cancellous bone.
     """
-    return F.instance_norm(x, eps=eps) * gamma[:, :, None, None] + beta[:, :, None, None]
+    if normalize:
+        x = F.instance_norm(x, eps=eps)
+    return x * gamma[:, :, None, None] + beta[:, :, None, None]
 
 
 class AdaINResBlock(nn.Module):
@@ -118,9 +125,10 @@ class AdaINResBlock(nn.Module):
     ``n_adain_params`` = 4 * ch: (beta, gamma) for each of the two normalisations.
     """
 
-    def __init__(self, ch: int):
+    def __init__(self, ch: int, *, normalize: bool = True):
         super().__init__()
         self.ch = ch
+        self.normalize = normalize
         self.conv1 = ConvBlock(ch, ch, 3, padding=1, act="none", pad="reflect")
         self.conv2 = ConvBlock(ch, ch, 3, padding=1, act="none", pad="reflect")
 
@@ -131,9 +139,9 @@ class AdaINResBlock(nn.Module):
     def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         c = self.ch
         # layout per normalisation: [beta (mean) | gamma (std)], as FUNIT assigns them
-        h = adain(self.conv1(x), params[:, c:2 * c], params[:, :c])
+        h = adain(self.conv1(x), params[:, c:2 * c], params[:, :c], normalize=self.normalize)
         h = F.relu(h)
-        h = adain(self.conv2(h), params[:, 3 * c:4 * c], params[:, 2 * c:3 * c])
+        h = adain(self.conv2(h), params[:, 3 * c:4 * c], params[:, 2 * c:3 * c], normalize=self.normalize)
         return x + h
 
 

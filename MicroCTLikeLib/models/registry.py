@@ -36,8 +36,10 @@ _DEFAULTS = {
         "dis_nf": 64, "dis_n_down": 4, "dis_max_nf": 1024, "dis_reference_inplace": True,
         "lr_gen": 1e-4, "lr_dis": 1e-4, "weight_decay": 1e-4,
         "gan_w": 1.0, "r1_w": 10.0, "rec_w": 0.1, "fm_w": 1.0, "ema_beta": 0.999,
-        # our extension, off by default (the reference FUNIT): forward-model consistency
-        "forward_w": 0.0, "forward_sigma_px": 2.5,
+        # our extensions, all off by default (the reference FUNIT; see models/funit.py):
+        # forward-model consistency, level-preserving normalisation, paired L1 term
+        "forward_w": 0.0, "forward_sigma_px": 2.5, "gen_norm": "instance",
+        "gen_level_skip": False, "paired_w": 0.0,
         "suggested_crop_px": 128, "suggested_batch_size": 64,
     },
     "cyclegan": {
@@ -78,6 +80,9 @@ _PRESET_CHANGES = {
     ("pix2pixhd", "tiny"): {"gen_nf": 4, "gen_n_down": 2, "gen_n_res_blocks": 2, "dis_nf": 4,
                             "dis_n_layers": 2, "suggested_crop_px": 32, "suggested_batch_size": 2},
 }
+
+#: string hyper-parameters and their allowed values
+_CHOICES = {"gen_norm": ("instance", "none")}
 
 _CLASSES = {
     "funit": ("funit", "FUNITModel"),
@@ -123,6 +128,9 @@ def _validate(name: str, config: dict, defaults: dict) -> None:
             if (not isinstance(value, (list, tuple)) or len(value) != 2
                     or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in value)):
                 bad(key, "must be two numbers in [0, 1)")
+        elif key in _CHOICES:
+            if value not in _CHOICES[key]:
+                bad(key, f"must be one of {', '.join(_CHOICES[key])}")
         elif key == "vgg_weights_path":
             if value is not None and not isinstance(value, str):
                 bad(key, "must be a file path or null")

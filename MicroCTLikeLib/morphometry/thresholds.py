@@ -15,6 +15,17 @@ foreground (bone) = grey value > t:
   maximum wins).
 
 Reference vectors: Testing/Data/bonej/threshold/thresholds.json (SCIENCE.md section 3).
+
+One method of ours (not ImageJ's), for measurements that must agree with a known truth:
+
+* ``"midpoint"``: half-way between the marrow peak and the bone *tissue* level, the two
+  grey values an unblurred boundary sits between. Marrow = mode of the histogram (smoothed,
+  Gaussian sigma 2 bins) at or below the IsoData level; bone = the ``1 - f / 6`` quantile,
+  f = the IsoData bone fraction (the brightest sixth of the bone class: trabecular cores,
+  whatever the trabecular thickness). IsoData's upper class mean is pulled down by the
+  partial-volume voxels of thin trabeculae, so its level sits near a third of the contrast
+  and thickens trabeculae of 2-4 voxels: on the simulator's 52 um micro-CT it reads BV/TV
+  10-40 % above the binary truth, the midpoint 0-15 %.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError, InvalidVolumeError
 
-METHODS = ("isodata", "ij_isodata", "default", "otsu")
+METHODS = ("isodata", "ij_isodata", "default", "otsu", "midpoint")
 
 
 def histogram_8bit(image8, *, mask=None) -> np.ndarray:
@@ -132,7 +143,25 @@ def otsu_imagej(histogram) -> int:
     return best_t
 
 
-_FUNCTIONS = {"isodata": isodata_1_53t, "ij_isodata": ij_isodata, "default": default_imagej, "otsu": otsu_imagej}
+def midpoint(histogram) -> int:
+    """Half-way between the marrow peak and the bone tissue level (see the module docstring)."""
+    data = np.asarray(_check_histogram(histogram), dtype=np.float64)
+    total = data.sum()
+    iso = isodata_1_53t(histogram)
+    bone_fraction = data[iso + 1:].sum() / total if total else 0.0
+    if bone_fraction <= 0 or bone_fraction >= 1:
+        return iso
+    offsets = np.arange(-6, 7)
+    kernel = np.exp(-0.5 * (offsets / 2.0) ** 2)
+    smooth = np.convolve(data, kernel / kernel.sum(), mode="same")
+    marrow = int(np.argmax(smooth[:iso + 1]))
+    cumulative = np.cumsum(data)
+    bone = int(np.searchsorted(cumulative, (1.0 - bone_fraction / 6.0) * total))
+    return int(min(254, max(marrow, round((marrow + bone) / 2.0))))
+
+
+_FUNCTIONS = {"isodata": isodata_1_53t, "ij_isodata": ij_isodata, "default": default_imagej, "otsu": otsu_imagej,
+              "midpoint": midpoint}
 
 
 def auto_threshold(histogram, *, method: str = "isodata") -> int:

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Callable, List, Optional, Sequence
 
 from ..errors import CancelledError, MicroCTLikeError
@@ -57,6 +58,7 @@ class ProcessRunner:
         self.on_log = on_log
         self.log_lines: List[str] = []
         self.cancelled = False
+        self.started_s = time.monotonic()  # for the wall time a front-end reports
         self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
         popen_kwargs = {}
         if os.name == "posix":
@@ -75,6 +77,11 @@ class ProcessRunner:
         for raw in iter(self.process.stdout.readline, b""):
             self._lines.put(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
         self._lines.put(None)
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the child was started."""
+        return time.monotonic() - self.started_s
 
     def poll(self) -> Optional[int]:
         """Dispatch the lines read so far; return the exit code once the child ended and all lines are read."""
@@ -107,13 +114,11 @@ class ProcessRunner:
         self.cancelled = True
         if self.process.poll() is not None:
             return
+        kill_process_tree(self.process.pid)
         try:
-            if os.name == "posix":
-                os.killpg(self.process.pid, signal.SIGKILL)
-            else:
-                self.process.kill()
-        except ProcessLookupError:
-            pass
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - the kill above is SIGKILL / TerminateProcess
+            self.process.kill()
 
     def wait(self, timeout_s: Optional[float] = None) -> int:
         """Block until the child ends (for scripts and tests); raise on failure or cancel."""
@@ -133,6 +138,50 @@ class ProcessRunner:
             tail = "\n".join(self.log_lines[-15:])
             raise MicroCTLikeError(f"worker failed with exit code {code}:\n{tail}")
         return code
+
+
+def kill_process_tree(pid: int) -> List[int]:
+    """Kill process ``pid`` and all its descendants, children first; return the pids killed.
+
+    With psutil (asked for by the Slicer module, a dependency of the library) the tree is
+    walked on every OS, which also reaches descendants that started their own session or
+    process group. Without psutil: the process group on POSIX (the runner starts the child
+    in a new session), ``taskkill /F /T`` on Windows. A pid that is already gone is fine.
+    """
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        try:
+            parent = psutil.Process(pid)
+            family = parent.children(recursive=True) + [parent]
+        except psutil.NoSuchProcess:
+            return []
+        for proc in family:  # stop first, so nobody starts a new child while we kill
+            try:
+                proc.suspend()
+            except psutil.Error:
+                pass
+        for proc in family:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(family, timeout=5)
+        return [proc.pid for proc in family]
+    if os.name == "posix":
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return []
+        return [pid]
+    subprocess.call(["taskkill", "/F", "/T", "/PID", str(pid)], stdout=subprocess.DEVNULL,  # pragma: no cover
+                    stderr=subprocess.DEVNULL)
+    return [pid]  # pragma: no cover
 
 
 def python_module_command(*arguments: str, python: Optional[str] = None) -> List[str]:

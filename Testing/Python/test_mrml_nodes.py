@@ -104,8 +104,14 @@ def test_metrics_table(scene):
     node = mrml.metrics_table_node(rows, scene=scene)
     table = node.GetTable()
     assert (table.GetNumberOfRows(), table.GetNumberOfColumns()) == (2, 3)
-    assert table.GetColumnByName("voi").GetValue(1) == "inferior"
-    assert table.GetColumnByName("bv_tv").GetValue(0) == pytest.approx(0.18)
+    # readable titles with units; units and descriptions also as column properties
+    assert table.GetColumnByName("VOI").GetValue(1) == "inferior"
+    assert table.GetColumnByName("BV/TV").GetValue(0) == pytest.approx(0.18)
+    assert node.GetColumnUnitLabel("Tb.Th (mm)") == "mm" and "thickness" in node.GetColumnDescription("Tb.Th (mm)")
+    # one table node, reused by the next measurement (found by its tag)
+    again = mrml.metrics_table_node(rows[:1], scene=scene)
+    assert again is node and scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 1
+    assert node.GetTable().GetNumberOfRows() == 1
 
 
 def test_action_states_follow_the_parameters():
@@ -118,6 +124,8 @@ def test_action_states_follow_the_parameters():
     states = mrml.action_states(has_input=True, has_vois=True, generating=True)
     assert states["generateButton"] [2] == "Cancel" and states["generateButton"][0]
     assert not states["measureButton"][0] and not states["placeStandardVOIsButton"][0]
+    states = mrml.action_states(has_input=True, has_vois=True, generating=False, has_table=True, table_stale=True)
+    assert states["measureButton"][0] and "moved" in states["measureButton"][2] and states["exportCsvButton"][0]
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +148,7 @@ def test_standard_vois_and_metrics_table_on_a_simulated_vertebra(scene, simulate
     np.testing.assert_allclose(mrml.cylinder_from_roi(superior).centre_lps_mm, expected[0].centre_lps_mm,
                                atol=1e-9)
     rows = mrml.measure_volumes_in_rois([node], [superior, inferior])
-    assert [r["voi"] for r in rows] == ["MDCT VOI superior", "MDCT VOI inferior"]
+    assert [r["voi"] for r in rows] == ["superior", "inferior"]  # the VOI roles, not the node names
     direct = measure_in_voi(simulated_specimen.mdct, expected[1])
     assert rows[1]["tb_th_mm"] == pytest.approx(direct.tb_th_mm, rel=1e-12)
     assert rows[1]["tb_sp_policy"] == "margin" and rows[1]["threshold_method"] == "isodata"

@@ -78,3 +78,39 @@ def test_cancel_kills_the_process_tree_promptly():
 def test_progress_line_format_round_trips():
     assert format_progress_line(2, 5, "tile") == "PROGRESS 2/5 tile"
     assert python_module_command("generate", "--help")[-3:] == ["MicroCTLikeLib", "generate", "--help"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="os.setsid is POSIX; on Windows the same psutil tree walk is used")
+def test_cancel_also_kills_a_grandchild_that_left_the_process_group():
+    """Killing the process group misses this grandchild (its own session); the psutil tree walk does not."""
+    psutil = pytest.importorskip("psutil", reason="psutil is a dependency of the library (process-tree cancel)")
+    code = (
+        "import subprocess, sys, time; "
+        "g = subprocess.Popen([sys.executable, '-c', 'import os, time; os.setsid(); time.sleep(60)']); "
+        "print('grandchild', g.pid, flush=True); time.sleep(60)"
+    )
+    runner = ProcessRunner([sys.executable, "-c", code])
+    deadline = time.monotonic() + 20
+    while not runner.log_lines and time.monotonic() < deadline:
+        runner.poll()
+        time.sleep(0.01)
+    grandchild = psutil.Process(int(runner.log_lines[0].split()[1]))
+    time.sleep(0.2)  # let it call setsid
+    assert os.getpgid(grandchild.pid) != os.getpgid(runner.process.pid)
+    runner.cancel()
+    with pytest.raises(CancelledError):
+        runner.wait(timeout_s=10)
+    try:
+        grandchild.wait(timeout=5)
+    except psutil.NoSuchProcess:
+        pass
+    assert not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE
+    assert not psutil.pid_exists(runner.process.pid)
+
+
+def test_kill_process_tree_of_a_finished_process_is_harmless():
+    from MicroCTLikeLib.mrml.process import kill_process_tree
+
+    runner = ProcessRunner([sys.executable, "-c", "pass"])
+    runner.wait(timeout_s=20)
+    assert kill_process_tree(runner.process.pid) == []

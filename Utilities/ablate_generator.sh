@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Ablation of the bundled generator's options at one training budget (STEPS, default 1000),
+# every variant evaluated on the same 16 held-out specimens with the same measurement recipe.
+# Variants (all CPU widths of configs/bundled_funit_cpu.yaml, same seed and data):
+#   reference   the reference FUNIT losses and normalisation (all our options off)
+#   forward     + forward-model NCC term (the previous bundled recipe)
+#   skip        + level skip (the MDCT reaches the last layer)
+#   no_norm     forward + no normalisation in the generator instead of the skip
+#   bundled     + paired L1 = configs/bundled_funit_cpu.yaml (its run's checkpoint at STEPS is used)
+# Needs the cohorts of Utilities/train_bundled_model.sh. Results: $RUNS/ablation/<variant>.json
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEPS=${STEPS:-1000}
+RUNS=${RUNS:-runs}
+THREADS=${THREADS:-1}
+. .venv/bin/activate
+mkdir -p "$RUNS/ablation"
+off="--set model_overrides.paired_w=0 --set model_overrides.gen_level_skip=false"
+declare -A OPTIONS=(
+  [reference]="$off --set model_overrides.forward_w=0"
+  [forward]="$off"
+  [skip]="--set model_overrides.paired_w=0"
+  [no_norm]="$off --set model_overrides.gen_norm=none"
+)
+for variant in ${VARIANTS:-reference forward skip no_norm}; do
+  run="$RUNS/ablation/$variant"
+  if [ ! -f "$run/checkpoints/step_$(printf %07d "$STEPS").pt" ]; then
+    # shellcheck disable=SC2086
+    microctlike train --config configs/bundled_funit_cpu.yaml --data "$RUNS/cohort_train_2027" --out "$run" \
+      --steps "$STEPS" --quiet --force --set cpu_threads="$THREADS" ${OPTIONS[$variant]} || { echo "$variant: training failed" > "$run.failed"; continue; }
+  fi
+  microctlike evaluate --model "$run/checkpoints/last.pt" --data "$RUNS/heldout_31337" --split all --device cpu \
+    --recipe gold --reference-cache "$RUNS/heldout_31337/reference_cache" --out "$RUNS/ablation/$variant.json" > "$run.txt"
+done
+step_ckpt="$RUNS/bundled_funit/checkpoints/step_$(printf %07d "$STEPS").pt"
+if [ -f "$step_ckpt" ]; then
+  microctlike evaluate --model "$step_ckpt" --data "$RUNS/heldout_31337" --split all --device cpu \
+    --recipe gold --reference-cache "$RUNS/heldout_31337/reference_cache" --out "$RUNS/ablation/bundled.json" > "$RUNS/ablation/bundled.txt"
+fi
