@@ -25,4 +25,4 @@ mkdir -p MicroCTLike/Resources/Models
 python -c "from MicroCTLikeLib.train.checkpoint import export_inference_checkpoint as e; \
 e('$RUNS/bundled_funit/checkpoints/last.pt', 'MicroCTLike/Resources/Models/microctlike_generator.pt')"
 python Utilities/write_model_card.py MicroCTLike/Resources/Models/microctlike_generator.pt \
-  "$RUNS/bundled_funit/evaluation_heldout.json" MicroCTLike/Resources/Models/MODEL_CARD.md
+  "$RUNS/bundled_funit/evaluation_heldout.json" MicroCTLike/Resources/Models/MODEL_CARD.md --ablation "$RUNS/ablation"

@@ -1,6 +1,10 @@
 """Generation speed: slices per second for a standard-VOI region and for a full 100 mm slice.
 
-Run: ``python benchmarks/bench_generate.py [--model CKPT] [--repeats N]``.
+Run: ``python benchmarks/bench_generate.py [--model CKPT] [--baseline CKPT] [--region-only] [--repeats N]``.
+
+``--baseline`` times another generator on the same region in the same run (e.g. the previously
+bundled one) and prints the ratio; the region row also gives the seconds for one specimen's
+standard-VOI region (SPECIMEN_SLICES slices, both VOIs with margins at 0.1 mm slices).
 
 * CPU: the region around the standard VOIs (what the Slicer module generates by default on
   a CPU) and one full 100 mm field of view slice at the model's target spacing, whole-slice
@@ -25,6 +29,7 @@ from MicroCTLikeLib.inference import bundled_model_path, translate_slices
 
 FOV_MM = 100.0  # the study's MDCT field of view
 REGION_MM = 19.0  # a 15 mm VOI plus 2 mm of context on each side
+SPECIMEN_SLICES = 130  # two 5 mm VOIs about mid-height plus margins, at 0.1 mm slices
 
 
 def _generator(model_path, device):
@@ -60,6 +65,8 @@ def _time(generator, slices, device, repeats, **kwargs):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
+    parser.add_argument("--baseline", default=None, help="a second checkpoint timed on the same region")
+    parser.add_argument("--region-only", action="store_true", help="skip the full-slice rows")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -73,12 +80,21 @@ def main() -> None:
     region = rng.uniform(-1, 1, (8, region_px, region_px)).astype(np.float32)
     full = rng.uniform(-1, 1, (1, full_px, full_px)).astype(np.float32)
     print(f"model: {label}; target spacing {spacing_mm} mm; torch threads {torch.get_num_threads()}")
-    for name, slices, mode in (("CPU region (standard VOIs)", region, "whole"), ("CPU full 100 mm slice", full, "whole"),
-                               ("CPU full 100 mm slice, exact tiles", full, "tiles")):
+    cases = [("CPU region (standard VOIs)", region, "whole")]
+    if not args.region_only:
+        cases += [("CPU full 100 mm slice", full, "whole"), ("CPU full 100 mm slice, exact tiles", full, "tiles")]
+    for name, slices, mode in cases:
         rate, _ = _time(generator, slices, cpu, args.repeats, mode=mode, batch_size=1)
         results.append({"case": name, "size_px": slices.shape[1], "slices_per_s": rate})
-    whole_rate = results[1]["slices_per_s"]
-    results[2]["cost_vs_whole"] = whole_rate / results[2]["slices_per_s"]
+    results[0]["seconds_per_specimen"] = SPECIMEN_SLICES / results[0]["slices_per_s"]
+    if not args.region_only:
+        results[2]["cost_vs_whole"] = results[1]["slices_per_s"] / results[2]["slices_per_s"]
+    if args.baseline:
+        baseline, _, baseline_label = _generator(args.baseline, cpu)
+        rate, _ = _time(baseline, region, cpu, args.repeats, mode="whole", batch_size=1)
+        results.append({"case": f"CPU region, baseline {baseline_label}", "size_px": region_px, "slices_per_s": rate,
+                        "seconds_per_specimen": SPECIMEN_SLICES / rate,
+                        "model_vs_baseline": results[0]["slices_per_s"] / rate})
     if torch.cuda.is_available():
         cuda = torch.device("cuda")
         generator, _, _ = _generator(args.model, cuda)
@@ -94,16 +110,20 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{'case':<52} {'px':>6} {'slices/s':>10}  notes")
+    print(f"{'case':<62} {'px':>6} {'slices/s':>10}  notes")
     for row in results:
         notes = []
+        if "seconds_per_specimen" in row:
+            notes.append(f"{row['seconds_per_specimen']:.1f} s per specimen ({SPECIMEN_SLICES} slices)")
+        if "model_vs_baseline" in row:
+            notes.append(f"model speed {row['model_vs_baseline']:.2f}x the baseline's")
         if "cost_vs_whole" in row:
             notes.append(f"{row['cost_vs_whole']:.1f}x the time of a whole slice")
         if row.get("peak_gib") is not None:
             notes.append(f"peak {row['peak_gib']:.2f} GiB")
         if "speedup_vs_fp32" in row:
             notes.append(f"{row['speedup_vs_fp32']:.2f}x fp32")
-        print(f"{row['case']:<52} {row['size_px']:>6} {row['slices_per_s']:>10.3f}  {'; '.join(notes)}")
+        print(f"{row['case']:<62} {row['size_px']:>6} {row['slices_per_s']:>10.3f}  {'; '.join(notes)}")
 
 
 if __name__ == "__main__":
