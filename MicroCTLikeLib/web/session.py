@@ -28,7 +28,6 @@ from typing import Any, Dict, List, Optional
 
 from ..errors import CancelledError, MicroCTLikeError
 from . import security
-from ._voi_follow import VOIFollower, cylinder_model_for
 
 log = logging.getLogger("microctlike.web")
 
@@ -72,6 +71,8 @@ class SessionApp:
         self.cylinders: Dict[str, Any] = {}  # ROI node ID -> cylinder model node
         self.rows: List[Dict[str, Any]] = []
         self.runner = None
+        from ..mrml.vois import VOIFollower
+
         self.follower = VOIFollower(on_moved=self._on_voi_moved)
         self._remeasure = None
 
@@ -250,9 +251,11 @@ class SessionApp:
 
     # ------------------------------------------------------------------ VOIs and metrics
     def _clear_results(self, keep_reference: bool = False) -> None:
+        from ..mrml.vois import cylinder_model_of
+
         self.follower.close()
         for roi in self.rois:
-            model = cylinder_model_for(roi)
+            model = cylinder_model_of(roi)
             if model is not None:
                 self.scene.RemoveNode(model)
             self.scene.RemoveNode(roi)
@@ -382,7 +385,8 @@ class SessionApp:
                 self.state.progress_text = f"{done}/{total} {message}".strip()
 
         self.runner = mrml_worker.start_generation_worker(
-            mdct, model_path=self.model_path, device=self.state.device, region="standard-vois",
+            mdct, model_path=self.model_path, device=self.state.device,
+            region=mrml_worker.generation_region(self.rois) if self.rois else "standard-vois",
             on_progress=on_progress)
         with self.state:
             self.state.generating = True
