@@ -233,13 +233,13 @@ class SessionApp:
         if self.rois:
             self.measure()
 
-    def on_choose_input(self) -> None:
-        name = self.state.input_file
+    def on_choose_input(self, name=None) -> None:
+        name = name if name is not None else self.state.input_file
         self._guard(lambda: self.load_input(security.resolve_data_file(self.data_dir, name, self.data_files),
                                             display_name=name))
 
-    def on_choose_reference(self) -> None:
-        name = self.state.reference_file
+    def on_choose_reference(self, name=None) -> None:
+        name = name if name is not None else self.state.reference_file
         self._guard(lambda: self.load_reference(security.resolve_data_file(self.data_dir, name, self.data_files),
                                                 display_name=name))
 
@@ -468,7 +468,7 @@ class SessionApp:
                     html.Div("Input", classes="text-subtitle-2")
                     v3.VSelect(label="MDCT from the data folder", v_model=("input_file", None), items=("data_files",),
                                id="input-select", density="compact", hide_details=True,
-                               update_modelValue=f"trigger('{trigger_load}')", disabled=("generating",))
+                               update_modelValue=f"trigger('{trigger_load}', [$event])", disabled=("generating",))
                     html.Div(f"or upload NRRD / NIfTI / MHA / DICOM zip (at most {{{{ max_upload_mb }}}} MB):",
                              classes="text-caption")
                     html.Input(type="file", id="upload", accept=",".join(security.UPLOAD_SUFFIXES),
@@ -477,7 +477,7 @@ class SessionApp:
                              classes="text-caption")
                     v3.VSelect(label="micro-CT reference (optional)", v_model=("reference_file", None),
                                items=("data_files",), id="reference-select", density="compact", hide_details=True,
-                               update_modelValue=f"trigger('{trigger_reference}')", disabled=("!input_name",))
+                               update_modelValue=f"trigger('{trigger_reference}', [$event])", disabled=("!input_name",))
                     v3.VDivider()
                     html.Div("Generate ({{ model_name }})", classes="text-subtitle-2")
                     v3.VSelect(label="Device", v_model=("device", "auto"), items=("devices",), density="compact",
