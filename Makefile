@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test test-web demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -17,6 +17,15 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	$(PY) -m pytest -q Testing/Python
+
+# The web front-end and its browser tests in their own venv: trame-slicer pins slicer-core 5.11.x.
+# Needs: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri chromium (no Xvfb).
+WEB_VENV ?= .venv-web
+test-web:
+	test -x $(WEB_VENV)/bin/python || $(PYTHON) -m venv $(WEB_VENV)
+	$(WEB_VENV)/bin/python -m pip install --quiet $(TORCH_PIN)
+	$(WEB_VENV)/bin/python -m pip install --quiet -e ".[dev,web,web-test]"
+	VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow MICROCTLIKE_WEB_E2E=1 $(WEB_VENV)/bin/python -m pytest -q Testing/Python/test_web.py
 
 demo: setup
 	$(VENV)/bin/microctlike demo --out demo_out --force

@@ -30,6 +30,7 @@ COMMANDS = {
     "generate": "MicroCTLikeLib.commands.generate",
     "evaluate": "MicroCTLikeLib.commands.evaluate",
     "demo": "MicroCTLikeLib.commands.demo",
+    "web": "MicroCTLikeLib.commands.web",
 }
 
 
