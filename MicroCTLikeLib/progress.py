@@ -53,8 +53,9 @@ def tqdm_progress(description: str, unit: str = "it", disable: bool = False) -> 
         def callback(done: int, total: int, message: str = "") -> None:
             bar = state["bar"]
             if bar is None:
+                # delay > 0: no empty "0/N ?/s" frame at creation; the first frame shows real progress
                 bar = state["bar"] = tqdm(desc=description, unit=unit, total=total, disable=disable,
-                                          dynamic_ncols=True)
+                                          dynamic_ncols=True, delay=0.01)
             elif bar.total != total:
                 bar.reset(total=total)
             if message and message != getattr(bar, "_microctlike_message", None):
@@ -65,5 +66,8 @@ def tqdm_progress(description: str, unit: str = "it", disable: bool = False) -> 
 
         yield callback
     finally:
-        if state["bar"] is not None:
-            state["bar"].close()
+        bar = state["bar"]
+        if bar is not None:
+            if not bar.disable and bar.last_print_t < bar.start_t + bar.delay:
+                bar.refresh()  # work shorter than the delay: draw its final state once (close would skip it)
+            bar.close()

@@ -126,7 +126,7 @@ def test_standard_vois_on_a_phantom_body(tmp_path):
         (["{sheets}", "--voi", "box"], 2, "invalid VOI"),
         (["{sheets}", "--threshold", "300"], 2, "invalid threshold"),
         (["{sheets}", "--tb-sp-policy", "nonsense"], 2, "invalid choice"),
-        (["{sheets}", "--margin-mm", "-1", "--voi", "cylinder:-0.638,-3.43,1.722,1,1"], 1, "margin-mm"),
+        (["{sheets}", "--margin-mm", "-1", "--voi", "cylinder:-0.638,-3.43,1.722,1,1"], 2, "margin-mm"),  # parse-time range
     ],
 )
 def test_bad_input_exits_cleanly(sheets, args, code, message):

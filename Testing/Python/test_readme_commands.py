@@ -35,7 +35,7 @@ def readme_commands():
 def test_readme_block_is_what_this_test_runs():
     commands = readme_commands()
     assert [c.split()[1] for c in commands] == ["simulate", "measure", "measure", "train", "info", "generate",
-                                                "evaluate", "demo"]
+                                                "evaluate", "evaluate", "demo"]
     for old, _ in SUBSTITUTIONS:
         assert any(old in c for c in commands), old
     ignored = subprocess.run(["git", "check-ignore", "out/x", "runs/x", "demo_out/x"], cwd=ROOT, capture_output=True,

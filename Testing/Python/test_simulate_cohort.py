@@ -135,6 +135,6 @@ def test_cli_writes_cohort_montage_and_refuses_rerun(tmp_path):
 
 def test_cli_usage_errors(tmp_path):
     bad = _cli("--cases", "0", "--seed", "1", "--out", str(tmp_path / "z"))
-    assert bad.returncode == 1 and "--cases" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "--cases" in bad.stderr and "Traceback" not in bad.stderr  # range checked at parse time
     usage = _cli("--cases", "1", "--seed", "1", "--out", str(tmp_path / "z"), "--preset", "huge")
     assert usage.returncode == 2 and "invalid choice" in usage.stderr

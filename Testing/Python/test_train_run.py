@@ -131,7 +131,7 @@ def test_refuses_nonempty_run_dir_and_resume_mismatch(tiny_cohort, tmp_path, cap
     argv = ["train", "--model", "funit", "--preset", "tiny", "--data", str(tiny_cohort), "--out", str(out), "--steps", "1",
             "--quiet", "--set", "cpu_threads=1"]
     assert cli.main(argv) == 1
-    assert "not empty" in capsys.readouterr().err
+    assert "--force" in capsys.readouterr().err
     assert cli.main(argv + ["--resume"]) == 1
     assert "nothing to resume" in capsys.readouterr().err
     assert cli.main(argv + ["--force"]) == 0
