@@ -310,9 +310,12 @@ def test_damaged_headers_get_our_messages_without_allocating(tmp_path):
 
 def _measure_with_peak_memory(path):
     """``microctlike measure PATH --voi whole`` in a child whose peak memory is reported."""
-    code = ("import resource,sys,runpy;sys.argv=['microctlike','measure',sys.argv[1],'--voi','whole'];"
+    # VmHWM (this process's own peak) and not ru_maxrss: Linux carries ru_maxrss over from the parent
+    # through fork + exec, so under a 2 GB pytest process every child would seem to peak at 2 GB
+    code = ("import sys;sys.argv=['microctlike','measure',sys.argv[1],'--voi','whole'];"
             "from MicroCTLikeLib import cli\ntry:\n rc=cli.main()\nexcept SystemExit as e:\n rc=e.code\n"
-            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stdout);sys.exit(rc)")
+            "hwm=[l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+            "print('PEAK_KB', hwm, file=sys.stdout);sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
                             env=_env(), cwd=ROOT)
     peak = [int(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("PEAK_KB")]
