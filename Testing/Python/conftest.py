@@ -26,3 +26,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def scene():
+    """A fresh real MRML scene (slicer-core) as ``slicer.mrmlScene``, cleared afterwards."""
+    slicer = pytest.importorskip("slicer", reason="slicer-core wheel is a dev dependency (pip install slicer-core)")
+    slicer.mrmlScene = slicer.vtkMRMLScene()
+    yield slicer.mrmlScene
+    slicer.mrmlScene.Clear(0)

@@ -11,13 +11,6 @@ from MicroCTLikeLib.volume import Volume  # noqa: E402
 from MicroCTLikeLib.voi import CylinderVOI  # noqa: E402
 
 
-@pytest.fixture
-def scene():
-    slicer.mrmlScene = slicer.vtkMRMLScene()
-    yield slicer.mrmlScene
-    slicer.mrmlScene.Clear(0)
-
-
 def _oblique(angle_deg):
     a = np.deg2rad(angle_deg)
     return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])

@@ -12,13 +12,6 @@ from MicroCTLikeLib.mrml import vois  # noqa: E402
 from MicroCTLikeLib.mrml.nodes import _numpy_to_vtk_4x4, _vtk_to_numpy_4x4  # noqa: E402
 
 
-@pytest.fixture
-def scene():
-    slicer.mrmlScene = slicer.vtkMRMLScene()
-    yield slicer.mrmlScene
-    slicer.mrmlScene.Clear(0)
-
-
 @pytest.fixture(scope="module")
 def specimen():
     from MicroCTLikeLib.simulate import simulate_specimen

@@ -17,13 +17,6 @@ from MicroCTLikeLib.errors import CancelledError  # noqa: E402
 from MicroCTLikeLib.volume import Volume  # noqa: E402
 
 
-@pytest.fixture
-def scene():
-    slicer.mrmlScene = slicer.vtkMRMLScene()
-    yield slicer.mrmlScene
-    slicer.mrmlScene.Clear(0)
-
-
 @pytest.fixture(scope="module")
 def untrained_model(tmp_path_factory):
     from MicroCTLikeLib.train.untrained import write_untrained_checkpoint
