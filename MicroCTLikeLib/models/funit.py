@@ -280,7 +280,15 @@ class FUNITModel(TranslationModel):
       micro-CT crop of the batch, so the code never carries the target's own structure
       (at inference the stored mean code is used). ``paired`` is True exactly then.
       Logged as ``paired_l1`` in every run (against the class image when unpaired, a
-      number without meaning there).
+      number without meaning there). ``paired_sigma_px > 0`` compares both images blurred
+      by a Gaussian of that many pixels: the pair then fixes the density and the coarse
+      structure the MDCT resolves, not the exact place of each sub-resolution trabecula
+      (whose pixel-wise L1 optimum is a blur, read as thick trabeculae).
+    * ``spectrum_w > 0``: ``spectrum_w *`` the L1 distance between the radial log power
+      spectra of the translation and of its target micro-CT crop
+      (:func:`~MicroCTLikeLib.models.losses.spectrum_loss`): the texture scale and
+      sharpness (trabecular thickness, spacing), independent of where each trabecula lies.
+      Logged as ``spectrum`` in every run.
     """
 
     name = "funit"
@@ -380,12 +388,19 @@ class FUNITModel(TranslationModel):
         forward = losses.forward_consistency_loss(xt, xa, sigma_px=c["forward_sigma_px"])
         if c["forward_w"] > 0:
             g_loss = g_loss + c["forward_w"] * forward
-        paired_l1 = losses.l1(xt, xb)
+        if c["paired_sigma_px"] > 0:  # only the band the MDCT resolves; finer detail is the GAN's
+            paired_l1 = losses.l1(losses.gaussian_blur(xt.float(), c["paired_sigma_px"]),
+                                  losses.gaussian_blur(xb.float(), c["paired_sigma_px"]))
+        else:
+            paired_l1 = losses.l1(xt, xb)
         if self.paired:
             g_loss = g_loss + c["paired_w"] * paired_l1
+        spectrum = losses.spectrum_loss(xt, xb)
+        if c["spectrum_w"] > 0:
+            g_loss = g_loss + c["spectrum_w"] * spectrum
         self._backward_step(g_loss, "generator")
         ema_update(self.generator_ema, self.generator, beta=c["ema_beta"])
 
         return as_floats(d_loss=d_loss, d_real=d_real, d_fake=d_fake, r1=r1, g_loss=g_loss, g_adv=g_adv,
                          rec_l1=rec, fm_content=fm_content, fm_class=fm_class, forward_ncc=forward,
-                         paired_l1=paired_l1)
+                         paired_l1=paired_l1, spectrum=spectrum)

@@ -112,3 +112,40 @@ def forward_consistency_loss(translation: torch.Tensor, content: torch.Tensor, *
     b = content.float() - content.float().mean(dim=(1, 2, 3), keepdim=True)
     ncc = (a * b).sum(dim=(1, 2, 3)) / (a.pow(2).sum(dim=(1, 2, 3)).sqrt() * b.pow(2).sum(dim=(1, 2, 3)).sqrt() + eps)
     return 1.0 - ncc.mean()
+
+
+def radial_log_spectrum(x: torch.Tensor, n_bins: int = 16, eps: float = 1e-6) -> torch.Tensor:
+    """Log of the radially averaged power spectrum of each image, (B, C, H, W) -> (B, C, n_bins).
+
+    The image's own mean is removed and a Hann window applied (so the crop's edges add no
+    spurious high frequencies); bin k averages the power at radial frequencies in
+    ((k / n_bins) * 0.5, ((k + 1) / n_bins) * 0.5] cycles per pixel (the DC term excluded).
+    Shifting the structure within the crop leaves it unchanged: it describes the texture's
+    scale (trabecular thickness and spacing, sharpness), not where each trabecula lies.
+    """
+    x = x.float()
+    height, width = x.shape[-2:]
+    window = (torch.hann_window(height, periodic=False, device=x.device)[:, None]
+              * torch.hann_window(width, periodic=False, device=x.device)[None, :])
+    centred = (x - x.mean(dim=(-2, -1), keepdim=True)) * window
+    power = torch.fft.rfft2(centred, norm="ortho").abs().pow(2)
+    fy = torch.fft.fftfreq(height, device=x.device)[:, None]
+    fx = torch.fft.rfftfreq(width, device=x.device)[None, :]
+    radius = torch.sqrt(fy ** 2 + fx ** 2)
+    index = torch.ceil(radius / 0.5 * n_bins).long() - 1  # DC -> -1, Nyquist corner > n_bins - 1
+    valid = (index >= 0) & (index < n_bins)
+    one_hot = F.one_hot(index.clamp(0, n_bins - 1), n_bins).to(power.dtype) * valid[..., None]
+    counts = one_hot.sum(dim=(0, 1)).clamp_min(1.0)
+    binned = torch.einsum("bchw,hwk->bck", power, one_hot) / counts
+    return torch.log(binned + eps)
+
+
+def spectrum_loss(translation: torch.Tensor, target: torch.Tensor, n_bins: int = 16) -> torch.Tensor:
+    """Mean absolute difference of the radial log power spectra of two image batches.
+
+    With registered pairs (the target is the micro-CT of the same place) it asks the
+    translation for the right texture scale and sharpness at each place, which the MDCT
+    cannot dictate voxel by voxel: a blurred or too coarse texture has too little power at
+    the trabecular frequencies, whatever the pixel-wise L1.
+    """
+    return (radial_log_spectrum(translation, n_bins) - radial_log_spectrum(target, n_bins)).abs().mean()

@@ -37,9 +37,10 @@ _DEFAULTS = {
         "lr_gen": 1e-4, "lr_dis": 1e-4, "weight_decay": 1e-4,
         "gan_w": 1.0, "r1_w": 10.0, "rec_w": 0.1, "fm_w": 1.0, "ema_beta": 0.999,
         # our extensions, all off by default (the reference FUNIT; see models/funit.py):
-        # forward-model consistency, level-preserving normalisation, paired L1 term
+        # forward-model consistency, level-preserving normalisation, paired L1 term (at full
+        # resolution, or low-passed to the band the MDCT resolves), texture-scale spectrum term
         "forward_w": 0.0, "forward_sigma_px": 2.5, "gen_norm": "instance",
-        "gen_level_skip": False, "paired_w": 0.0,
+        "gen_level_skip": False, "paired_w": 0.0, "paired_sigma_px": 0.0, "spectrum_w": 0.0,
         "suggested_crop_px": 128, "suggested_batch_size": 64,
     },
     "cyclegan": {
