@@ -33,8 +33,8 @@ SIZE_TOLERANCE_MM = 1e-3
 def roi_node_from_cylinder(voi, name: Optional[str] = None, *, node=None, scene=None):
     """Create (or update) a ``vtkMRMLMarkupsROINode`` showing a cylindrical VOI.
 
-    The ROI has size diameter x diameter x height mm; scale handles are hidden so the
-    standardized size cannot be changed by dragging, translation and rotation stay on.
+    The ROI has size diameter x diameter x height mm; :func:`configure_voi_roi` sets its
+    interaction (the standardized size cannot be changed by dragging; it moves and rotates).
     ``voi`` is a :class:`~MicroCTLikeLib.voi.CylinderVOI`.
     """
     scene = _scene(scene)
@@ -46,12 +46,7 @@ def roi_node_from_cylinder(voi, name: Optional[str] = None, *, node=None, scene=
     node.SetCenter(0.0, 0.0, 0.0)
     node.GetObjectToNodeMatrix().DeepCopy(_numpy_to_vtk_4x4(matrix))
     node.Modified()
-    display = node.GetDisplayNode()
-    if display is not None:
-        display.SetScaleHandleVisibility(False)
-        display.SetTranslationHandleVisibility(True)
-        display.SetRotationHandleVisibility(True)
-    node.SetAttribute("MicroCTLike.VOI", "cylinder")
+    configure_voi_roi(node)
     return node
 
 
