@@ -21,10 +21,12 @@ VARIANTS = (
     ("skip", "+ forward NCC + level skip"),
     ("bundled", "+ forward NCC + level skip + paired L1 (the bundled recipe)"),
     ("bundled_3000", "the bundled recipe, same run, longer"),
-    ("bundled_4000", "the bundled recipe, same run: the shipped generator"),
+    ("bundled_4000", "the bundled recipe, same run (shipped 2026-12-01)"),
+    ("spectrum", "bundled recipe + spectrum term (spectrum_w 1)"),
+    ("spectrum_lowpass", "bundled recipe + spectrum term + paired L1 low-passed to the MDCT's band (paired_sigma_px 2.5)"),
 )
 #: variants of Utilities/ablate_generator.sh whose rows are absent until they are run
-NOT_RUN_NOTE = ("Variants without a row were not run in the session that trained this generator (CPU time): "
+NOT_RUN_NOTE = ("Variants without a row have not been run (CPU time): "
                 "'+ forward NCC' alone and '+ forward NCC + level skip' without the paired term; "
                 "`VARIANTS=\"forward skip\" bash Utilities/ablate_generator.sh` adds them.")
 
@@ -40,25 +42,46 @@ def _agreement_rows(summary, key, labels):
     return rows
 
 
-def ablation_table(directory: Path) -> list:
-    lines = ["| variant | steps | SSIM like / MDCT | like > MDCT | R^2 BV/TV, Tb.Th, Tb.Sp vs micro-CT | "
-             "ICC(A,1) BV/TV, Tb.Th, Tb.Sp |", "|---|---|---|---|---|---|"]
-    for name, title in VARIANTS:
-        path = directory / f"{name}.json"
-        failed = directory / f"{name}.failed"
+def ablation_row(evaluation: dict) -> dict:
+    """The numbers of one variant's held-out evaluation that the ablation table shows."""
+    s = evaluation["summary"]
+    agree = s["agreement_vs_micro-CT"]["micro-CT-like"]
+    return {"steps": evaluation.get("model_step"), "ssim_like": s["ssim_mean"]["micro-CT-like"],
+            "ssim_mdct": s["ssim_mean"]["MDCT"], "above_fraction": s["ssim_like_above_mdct_fraction"],
+            "r2": [agree[m]["r2"] for m, _ in METRICS], "icc_a1": [agree[m]["icc_a1"] for m, _ in METRICS]}
+
+
+def update_record(record_path: Path, directory: Path, measured: str) -> dict:
+    """Merge the ablation folder's evaluations into the tracked record (JSON, one entry per variant).
+
+    The record keeps rows of variants measured in earlier sessions, whose run folders are gone;
+    a variant evaluated again replaces its row.
+    """
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    for name, _ in VARIANTS:
+        path, failed = directory / f"{name}.json", directory / f"{name}.failed"
         if failed.is_file():
-            lines.append(f"| {title} | - | {failed.read_text().strip()} | | | |")
+            record[name] = {"failed": failed.read_text().strip(), "measured": measured}
+        elif path.is_file():
+            record[name] = {**ablation_row(json.loads(path.read_text())), "measured": measured}
+    record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return record
+
+
+def ablation_table(record: dict) -> list:
+    lines = ["| variant | steps | SSIM like / MDCT | like > MDCT | R^2 BV/TV, Tb.Th, Tb.Sp vs micro-CT | "
+             "ICC(A,1) BV/TV, Tb.Th, Tb.Sp | measured |", "|---|---|---|---|---|---|---|"]
+    for name, title in VARIANTS:
+        row = record.get(name)
+        if row is None:
             continue
-        if not path.is_file():
+        if "failed" in row:
+            lines.append(f"| {title} | - | {row['failed']} | | | | {row['measured']} |")
             continue
-        evaluation = json.loads(path.read_text())
-        s = evaluation["summary"]
-        agree = s["agreement_vs_micro-CT"]["micro-CT-like"]
         lines.append(
-            f"| {title} | {evaluation.get('model_step')} | {s['ssim_mean']['micro-CT-like']:.3f} / {s['ssim_mean']['MDCT']:.3f} | "
-            f"{100 * s['ssim_like_above_mdct_fraction']:.0f} % | "
-            + ", ".join(f"{agree[m]['r2']:.2f}" for m, _ in METRICS) + " | "
-            + ", ".join(f"{agree[m]['icc_a1']:.2f}" for m, _ in METRICS) + " |")
+            f"| {title} | {row['steps']} | {row['ssim_like']:.3f} / {row['ssim_mdct']:.3f} | "
+            f"{100 * row['above_fraction']:.0f} % | " + ", ".join(f"{v:.2f}" for v in row["r2"]) + " | "
+            + ", ".join(f"{v:.2f}" for v in row["icc_a1"]) + f" | {row['measured']} |")
     return lines
 
 
@@ -68,6 +91,11 @@ def main() -> None:
     parser.add_argument("evaluation")
     parser.add_argument("out")
     parser.add_argument("--ablation", default=None, help="folder of the ablation's <variant>.json evaluations")
+    parser.add_argument("--record", default=None,
+                        help="tracked JSON record of the ablation rows (earlier sessions' rows kept; default: "
+                             "ablation_record.json beside OUT_MD)")
+    parser.add_argument("--measured", default=None, help="date written beside the rows measured now (default today)")
+    parser.add_argument("--selection", default=None, help="one sentence: how the shipped variant and step were chosen")
     parser.add_argument("--train-minutes", type=float, default=None)
     args = parser.parse_args()
 
@@ -93,7 +121,7 @@ def main() -> None:
         f"- **Reduced CPU widths** (not the paper's): generator nf {model['gen_nf']} (reference 64), MLP {model['gen_mlp_dim']} "
         f"(256), discriminator nf {model['dis_nf']} (64), max {model['dis_max_nf']} (1024).",
         f"- Parameters: generator {meta['parameters']['generator']:,}, discriminator {meta['parameters']['discriminator']:,}.",
-        "- The reference FUNIT losses (hinge GAN, R1, L1 reconstruction, feature matching) plus three options of ours, "
+        "- The reference FUNIT losses (hinge GAN, R1, L1 reconstruction, feature matching) plus options of ours, "
         "each named in the checkpoint's config and off in the reference model `funit`:",
         f"  - `forward_w` {model.get('forward_w')}: forward-model consistency, 1 - NCC between the translation blurred by "
         f"the MDCT's PSF (Gaussian sigma {model.get('forward_sigma_px')} px = 0.6 mm FWHM) and the MDCT;",
@@ -101,7 +129,13 @@ def main() -> None:
         "local density level survives the instance normalisations (which divide out the mean and contrast of a crop "
         "lying wholly inside cancellous bone: the reference generator's output is the same for a sparse and a dense crop);",
         f"  - `paired_w` {model.get('paired_w')}: L1 to the micro-CT of the same place, registered by the simulator's "
-        "geometry (the class code of each translation comes from another sample's micro-CT).",
+        "geometry (the class code of each translation comes from another sample's micro-CT)"
+        + (f", both images blurred by a Gaussian of `paired_sigma_px` {model.get('paired_sigma_px')} px (the band the "
+           "MDCT resolves: its pixel-wise optimum below that scale is a blur, read as thick trabeculae);"
+           if model.get("paired_sigma_px") else ";"),
+        *([f"  - `spectrum_w` {model.get('spectrum_w')}: L1 between the radial log power spectra of the translation and "
+           "of its registered micro-CT crop (Hann window, 16 bins): the texture's scale and sharpness, whatever the "
+           "place of each trabecula;"] if model.get("spectrum_w") else []),
         f"- Input: MDCT in HU, window {norm['mdct_window_hu']} -> [-1, 1]; output: micro-CT grey values, window "
         f"[{norm['microct_window'][0]:.1f}, {norm['microct_window'][1]:.1f}]; in-plane pixel {norm['target_spacing_mm']} mm.",
         "",
@@ -153,22 +187,28 @@ def main() -> None:
     lines += ["", "SSIM per specimen (mean of its two VOIs):", "", "| specimen | MDCT | micro-CT-like |", "|---|---|---|"]
     lines += [f"| {p['case']} | {p['MDCT']:.3f} | {p['micro-CT-like']:.3f} |" for p in summary["ssim_per_specimen"]]
     if args.ablation:
+        from datetime import date
+
+        record_path = Path(args.record) if args.record else Path(args.out).with_name("ablation_record.json")
+        record = update_record(record_path, Path(args.ablation), args.measured or date.today().isoformat())
         lines += ["", "## Ablation", "",
-                  "Each variant trained from the same seed on the same 24 specimens at the same CPU width and budget "
-                  "(except the previous bundled generator, listed as it shipped), evaluated on the same 16 held-out "
-                  "specimens with the same recipe (the MDCT's SSIM differs between rows because each model's "
-                  "training windows map the MDCT and micro-CT to 8 bits):", ""]
-        lines += ablation_table(Path(args.ablation))
-        missing = [n for n in ("forward", "skip") if not (Path(args.ablation) / f"{n}.json").is_file()]
-        if missing:
+                  "Each variant trained from the same seed on the same 24 specimens at the same CPU width (except the "
+                  "previous bundled generator, listed as it shipped), evaluated on the same 16 held-out specimens with "
+                  "the same recipe (the MDCT's SSIM differs between rows because each model's training windows map the "
+                  "MDCT and micro-CT to 8 bits). Rows measured in earlier sessions are kept in "
+                  f"`{record_path.name}` (their run folders are not shipped):", ""]
+        lines += ablation_table(record)
+        if any(n not in record for n in ("forward", "skip")):
             lines += ["", NOT_RUN_NOTE]
+    if args.selection:
+        lines += ["", "## Selection", "", args.selection]
     lines += [
         "",
         "## Limitations",
         "",
-        "- The simulator's MDCT forward model and micro-CT image model are estimates (SCIENCE.md of the project's "
-        "shared notes, and `MicroCTLikeLib/simulate/parameters.py`); real scanners, patients and reconstruction "
-        "kernels differ. Retrain on real data before any use.",
+        "- The simulator's MDCT forward model and micro-CT image model are estimates (documented with their sources "
+        "in `MicroCTLikeLib/simulate/parameters.py`); real scanners, patients and reconstruction kernels differ. "
+        "Retrain on real data before any use.",
         "- The paired term needs registered MDCT / micro-CT; the simulator gives them. Real cohorts need registration "
         "(or slice pairing) first; without pairs, the level skip and the forward term remain.",
         "- Reduced widths and a short CPU run: far from the study's default-width FUNIT trained on a GPU.",
