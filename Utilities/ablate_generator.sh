@@ -7,6 +7,8 @@
 #   skip        + level skip (the MDCT reaches the last layer)
 #   no_norm     forward + no normalisation in the generator instead of the skip
 #   bundled     + paired L1 = configs/bundled_funit_cpu.yaml (its run's checkpoint at STEPS is used)
+#   spectrum          bundled + radial log power spectrum term (spectrum_w 1)
+#   spectrum_lowpass  spectrum + paired L1 on the MDCT's band (paired_sigma_px 2.5)
 # Needs the cohorts of Utilities/train_bundled_model.sh. Results: $RUNS/ablation/<variant>.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +23,10 @@ declare -A OPTIONS=(
   [forward]="$off"
   [skip]="--set model_overrides.paired_w=0"
   [no_norm]="$off --set model_overrides.gen_norm=none"
+  [spectrum]="--set model_overrides.spectrum_w=1.0"
+  [spectrum_lowpass]="--set model_overrides.spectrum_w=1.0 --set model_overrides.paired_sigma_px=2.5"
 )
-for variant in ${VARIANTS:-reference forward skip no_norm}; do
+for variant in ${VARIANTS:-reference forward skip no_norm spectrum spectrum_lowpass}; do
   run="$RUNS/ablation/$variant"
   if [ ! -f "$run/checkpoints/step_$(printf %07d "$STEPS").pt" ]; then
     # shellcheck disable=SC2086
