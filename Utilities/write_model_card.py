@@ -206,7 +206,7 @@ def main() -> None:
         "",
         "## Limitations",
         "",
-        "- The simulator's MDCT forward model and micro-CT image model are estimates (documented with their sources "
+        "- The simulator's MDCT forward model and micro-CT image model are estimates (documented, study values and estimates marked, "
         "in `MicroCTLikeLib/simulate/parameters.py`); real scanners, patients and reconstruction kernels differ. "
         "Retrain on real data before any use.",
         "- The paired term needs registered MDCT / micro-CT; the simulator gives them. Real cohorts need registration "
