@@ -16,9 +16,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", default=None, help="one generator checkpoint (older form of --models funit=PATH)")
     parser.add_argument("--out", default=None, help="report folder (per-case cache, tables, figures, report.html; "
                                                     "a rerun into it skips the cached cases); with --data: a JSON file")
-    parser.add_argument("--recipe", default="gold", choices=("gold", "study"),
-                        help="with --data: measurement recipe for every volume: gold = common 0.052 mm grid + "
-                             "marrow/bone midpoint threshold, study = IsoData on each volume's own voxels")
+    parser.add_argument("--recipe", default=None, choices=("gold", "study"),
+                        help="measurement recipe for every volume: gold = common 0.052 mm grid + marrow/bone "
+                             "midpoint threshold, study = IsoData on each volume's own voxels (default: study "
+                             "with --cohort, gold with --data); the report names it")
     parser.add_argument("--reference-cache", default=None, metavar="DIR",
                         help="with --data: keep the generator-independent measurements (MDCT, micro-CT, truth) here")
     parser.add_argument("--split", default="test", choices=("test", "train", "all"))
@@ -58,6 +59,7 @@ def run(args) -> int:
     if args.model:
         specs.append(f"funit={args.model}" if not specs else args.model)
     models = parse_model_specs(specs or ["funit=bundled"])
+    recipe = args.recipe or "study"  # the study's IsoData, what --cohort has always measured
     fid_weights = args.fid_weights or os.environ.get("MICROCTLIKE_FID_WEIGHTS") or None
 
     def log(message):
@@ -67,17 +69,19 @@ def run(args) -> int:
     if args.quiet:
         progress = None
         results = evaluate_study(args.cohort, models, args.out, split=args.split, cases=args.cases, device=args.device,
-                                 region=args.region, fid_weights=fid_weights, pairing=args.pairing, log=log)
+                                 region=args.region, fid_weights=fid_weights, pairing=args.pairing, recipe=recipe,
+                                 log=log)
     else:
         with tqdm_progress("evaluating", unit="step") as progress:
             results = evaluate_study(args.cohort, models, args.out, split=args.split, cases=args.cases,
                                      device=args.device, region=args.region, fid_weights=fid_weights,
-                                     pairing=args.pairing, progress=progress, log=log)
+                                     pairing=args.pairing, recipe=recipe, progress=progress, log=log)
     words = ["microctlike", "evaluate", "--cohort", args.cohort, "--models", *[f"{k}={v}" for k, v in models.items()],
              "--out", args.out]
     words += ["--cases", *args.cases] if args.cases else ["--split", args.split]
     words += ["--region", args.region] if args.region != "standard-vois" else []
     words += ["--pairing", args.pairing] if args.pairing != "geometry" else []
+    words += ["--recipe", recipe]
     words += ["--fid-weights", fid_weights] if fid_weights else []
     written = write_study_report(results, args.out, figures=not args.no_figures,
                                  command=" ".join(shlex.quote(str(w)) for w in words))
@@ -88,7 +92,7 @@ def run(args) -> int:
         print(dumps(summary))
         return 0
     print(f"{summary['n_specimens']} specimens, {summary['n_vois']} VOIs ({results['split']}); "
-          f"report: {written['paths']['html']}")
+          f"measurement recipe {recipe}; report: {written['paths']['html']}")
     print(results["fid_status"])
     tables = {t["name"]: t for t in written["tables"]}
     ssim = tables["table1_similarity"]
@@ -114,6 +118,7 @@ def _run_single(args) -> int:
     from ..progress import tqdm_progress
     from ..evaluate.report import dumps, write_json
 
+    recipe = args.recipe or "gold"
     model = Path(args.model) if args.model else bundled_model_path()
     if args.out:  # before any work: never an input (cohort.json, a case file, the model), --force to replace
         check_output_file(args.out, force=args.force, inputs=[args.data, model], suffixes=(".json",))
@@ -121,7 +126,7 @@ def _run_single(args) -> int:
         raise InvalidParameterError(f"{model}: generator checkpoint not found")
     with tqdm_progress("evaluating", unit="specimen", disable=args.quiet) as progress:
         results = evaluate_cohort(model, args.data, split=args.split, cases=args.cases, device=args.device,
-                                  recipe=args.recipe, reference_cache_dir=args.reference_cache, progress=progress)
+                                  recipe=recipe, reference_cache_dir=args.reference_cache, progress=progress)
     if args.out:
         write_json(results, args.out)
     for message in dict.fromkeys(w for case in results["cases"] for w in case.get("warnings", [])):
@@ -131,7 +136,7 @@ def _run_single(args) -> int:
         return 0
     summary = results["summary"]
     print(f"{summary['n_specimens']} specimens, {summary['n_vois']} VOIs ({args.split}); model step {results['model_step']}; "
-          f"measurement recipe {args.recipe}")
+          f"measurement recipe {recipe}")
     print("SSIM vs micro-CT (VOI boxes): " + ", ".join(f"{k} {v:.3f}" for k, v in summary["ssim_mean"].items()))
     for label, means in summary["metric_means"].items():
         print(f"  {label:<16} BV/TV {means['bv_tv']:.3f}  Tb.Th {means['tb_th_mm']:.3f} mm  Tb.Sp {means['tb_sp_mm']:.3f} mm")

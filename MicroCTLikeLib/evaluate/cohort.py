@@ -5,7 +5,9 @@ For each specimen of the split and each model (FUNIT, StarGAN, CycleGAN, pix2pix
 1. the standard VOIs are placed on the MDCT (as a reader would);
 2. the model generates its micro-CT-like volume around them (``region``);
 3. BV/TV, Tb.Th, Tb.Sp are measured BoneJ-exactly in both VOIs of every volume: MDCT,
-   each model's output, micro-CT and (when the cohort has it) the binary truth;
+   each model's output, micro-CT and (when the cohort has it) the binary truth, every
+   volume with one measurement recipe (``recipe``, :data:`.specimen.MEASUREMENT_RECIPES`;
+   default ``"study"``: IsoData on each volume's own voxels);
 4. similarity against the micro-CT, every image through one 8-bit recipe (MDCT through
    its HU window, every micro-CT-valued image through the reference micro-CT window):
    SSIM (Wang settings) *overall* = every generated slice in full, *cancellous* = the
@@ -19,7 +21,7 @@ positions do not correspond.
 
 Per-case results are cached under ``OUT/cases/<case>/``: the reference measurements in
 ``reference.json`` and one ``<model>.json`` per model, each with a fingerprint (checkpoint
-SHA-256, options); a rerun skips what is cached and recomputes what changed, so replacing
+SHA-256, options, the measurement recipe); a rerun skips what is cached and recomputes what changed, so replacing
 one checkpoint recomputes only its row. Numbers are per VOI (metrics) and per specimen
 (similarity), never per slice.
 """
@@ -92,10 +94,19 @@ def _read_cache(path: Path, fingerprint: Mapping[str, Any]) -> Optional[Dict[str
     return data if data.get("fingerprint") == json.loads(json.dumps(fingerprint)) else None
 
 
-def _measure_all(volume, vois, cancel=None) -> List[Dict[str, Any]]:
+def _recipe_options(recipe: str) -> Dict[str, Any]:
+    from .specimen import MEASUREMENT_RECIPES
+
+    if recipe not in MEASUREMENT_RECIPES:
+        raise InvalidParameterError(f"unknown measurement recipe {recipe!r}; use {', '.join(MEASUREMENT_RECIPES)}")
+    return dict(MEASUREMENT_RECIPES[recipe])
+
+
+def _measure_all(volume, vois, cancel=None, recipe: str = "study") -> List[Dict[str, Any]]:
     from ..measurement import measure_in_voi
 
-    return [{"voi_name": voi.name, **measure_in_voi(volume, voi, cancel=cancel).as_dict()} for voi in vois]
+    options = _recipe_options(recipe)
+    return [{"voi_name": voi.name, **measure_in_voi(volume, voi, cancel=cancel, **options).as_dict()} for voi in vois]
 
 
 def _collect_warnings(function, *args, **kwargs):
@@ -107,18 +118,19 @@ def _collect_warnings(function, *args, **kwargs):
     return value, list(dict.fromkeys(str(w.message) for w in caught))
 
 
-def reference_record(case, placement, mdct, microct, truth, *, cancel=None) -> Dict[str, Any]:
-    """Measurements of MDCT, micro-CT and the truth in the standard VOIs of one specimen."""
+def reference_record(case, placement, mdct, microct, truth, *, recipe: str = "study", cancel=None) -> Dict[str, Any]:
+    """Measurements of MDCT, micro-CT and the truth in the standard VOIs of one specimen (one recipe)."""
     volumes = {MDCT: mdct, MICROCT: microct}
     if truth is not None:
         volumes[TRUTH] = truth
     measurements = {}
     notes: List[str] = []
     for label, volume in volumes.items():
-        measurements[label], caught = _collect_warnings(_measure_all, volume, placement.vois, cancel=cancel)
+        measurements[label], caught = _collect_warnings(_measure_all, volume, placement.vois, cancel=cancel,
+                                                          recipe=recipe)
         notes += caught
     return {"case": case.case_id, "placement": placement.to_dict(), "measurements": measurements,
-            "warnings": list(dict.fromkeys(notes))}
+            "recipe": recipe, "warnings": list(dict.fromkeys(notes))}
 
 
 def similarity_images(like, mdct, microct, vois, *, mdct_window, microct_window, pairing=None):
@@ -194,17 +206,18 @@ def ssim_of_sets(images: Mapping[str, Mapping[str, List[np.ndarray]]], method_ke
 
 
 def model_record(case, placement, mdct, microct, generator, metadata, *, reference_window, mdct_window, region,
-                 device, fid_network=None, pairing=None, progress=None, cancel=None) -> Dict[str, Any]:
-    """Generate with one model and measure: metrics per VOI, SSIM (and FID features) per region."""
+                 device, recipe: str = "study", fid_network=None, pairing=None, progress=None,
+                 cancel=None) -> Dict[str, Any]:
+    """Generate with one model and measure (``recipe``): metrics per VOI, SSIM (and FID features) per region."""
     from ..inference import generate_volume
 
     started = time.perf_counter()
     like, generation = generate_volume(mdct, generator, metadata, region=region, device=device, progress=progress,
                                        cancel=cancel)
-    measurements, notes = _collect_warnings(_measure_all, like, placement.vois, cancel=cancel)
+    measurements, notes = _collect_warnings(_measure_all, like, placement.vois, cancel=cancel, recipe=recipe)
     images = similarity_images(like, mdct, microct, placement.vois, mdct_window=mdct_window,
                                microct_window=reference_window, pairing=pairing)
-    record = {"case": case.case_id, "measurements": measurements, "generation": generation.to_dict(),
+    record = {"case": case.case_id, "measurements": measurements, "recipe": recipe, "generation": generation.to_dict(),
               "ssim": ssim_of_sets(images, "generated"), "ssim_mdct": ssim_of_sets(images, MDCT),
               "n_slices": {region_name: len(sets[MICROCT]) for region_name, sets in images.items()},
               "warnings": notes}
@@ -220,9 +233,15 @@ def model_record(case, placement, mdct, microct, generator, metadata, *, referen
 
 def evaluate_study(cohort_dir, models: Mapping[str, str], out_dir, *, split: str = "test",
                    cases: Optional[Sequence[str]] = None, device: str = "auto", region: str = "standard-vois",
-                   fid_weights=None, pairing: str = "geometry", progress: Optional[Callable] = None,
-                   log: Callable[[str], None] = print, cancel=None) -> Dict[str, Any]:
+                   fid_weights=None, pairing: str = "geometry", recipe: str = "study",
+                   progress: Optional[Callable] = None, log: Callable[[str], None] = print,
+                   cancel=None) -> Dict[str, Any]:
     """Evaluate every model on the split's specimens; per-case results cached in ``out_dir/cases``.
+
+    ``recipe`` names the measurement recipe (:data:`.specimen.MEASUREMENT_RECIPES`) of every
+    volume: ``"study"`` (default, IsoData on each volume's own voxels) or ``"gold"`` (common
+    0.052 mm grid, marrow/bone midpoint). It is part of every cached record's fingerprint, so
+    a rerun with the other recipe measures again instead of reusing the first recipe's numbers.
 
     Returns the raw results: {"cohort", "split", "models": {name: info}, "cases": [{"case",
     "reference": record, "models": {name: record}}], "fid": {...} or None, "timings_s"}.
@@ -237,6 +256,7 @@ def evaluate_study(cohort_dir, models: Mapping[str, str], out_dir, *, split: str
 
     if pairing not in ("geometry", "sift"):
         raise InvalidParameterError(f"unknown pairing {pairing!r}; use geometry or sift")
+    measurement = _recipe_options(recipe)
     out = Path(out_dir)
     (out / "cases").mkdir(parents=True, exist_ok=True)
     torch_device = resolve_device(device)
@@ -297,14 +317,16 @@ def evaluate_study(cohort_dir, models: Mapping[str, str], out_dir, *, split: str
 
         ref_fp = {"case": case.case_id, "files": [_file_stamp(case.mdct_path), _file_stamp(case.microct_path),
                                                   _file_stamp(truth_path) if truth_path.is_file() else None],
-                  "version": CACHE_VERSION}
+                  "version": CACHE_VERSION, "recipe": recipe}
         report_progress(progress, unit, n_units, f"{case.case_id} reference")
         reference = _read_cache(case_dir / "reference.json", ref_fp)
         if reference is None:
-            log(f"{case.case_id}: measuring MDCT, micro-CT{' and truth' if truth_path.is_file() else ''} ...")
+            log(f"{case.case_id}: measuring MDCT, micro-CT{' and truth' if truth_path.is_file() else ''} "
+                f"({recipe} recipe) ...")
             reference = reference_record(case, placement(), volume("mdct", case.mdct_path),
                                          volume("microct", case.microct_path),
-                                         volume("truth", truth_path) if truth_path.is_file() else None, cancel=cancel)
+                                         volume("truth", truth_path) if truth_path.is_file() else None, recipe=recipe,
+                                         cancel=cancel)
             reference["fingerprint"] = ref_fp
             write_json(reference, case_dir / "reference.json")
         else:
@@ -327,7 +349,7 @@ def evaluate_study(cohort_dir, models: Mapping[str, str], out_dir, *, split: str
                 result = model_record(case, placement(), volume("mdct", case.mdct_path),
                                       volume("microct", case.microct_path), generator, metadata,
                                       reference_window=reference_window, mdct_window=mdct_window, region=region,
-                                      device=torch_device, fid_network=fid_network,
+                                      device=torch_device, recipe=recipe, fid_network=fid_network,
                                       pairing=pairs, cancel=cancel)
                 record = result["record"]
                 record["fingerprint"] = fingerprint
@@ -343,7 +365,7 @@ def evaluate_study(cohort_dir, models: Mapping[str, str], out_dir, *, split: str
     if fid_weights:
         fid = _fid_from_cache(out, [r["case"] for r in results], list(loaded))
     return {"cohort": str(cohort_dir), "split": split if not cases else "cases", "region": region,
-            "pairing": pairing, "models": info, "cases": results, "fid": fid, "fid_status": fid_status,
+            "pairing": pairing, "measurement_recipe": recipe, "measurement": measurement, "models": info, "cases": results, "fid": fid, "fid_status": fid_status,
             "similarity_recipe": {"mdct_window_hu": mdct_window, "microct_window": reference_window,
                                   "ssim": "skimage structural_similarity, gaussian_weights=True, sigma=1.5, "
                                           "use_sample_covariance=False, data_range=255, per slice, mean per specimen",

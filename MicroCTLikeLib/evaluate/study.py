@@ -2,7 +2,7 @@
 
 ``write_study_report(results, out_dir)`` writes into ``out_dir``:
 
-* ``results.json`` — the raw per-case results, the models, the recipe;
+* ``results.json`` — the raw per-case results, the models, the similarity and measurement recipes;
 * ``report.json`` — every table (numbers unrounded) and the figure names;
 * ``tables/<name>.csv`` and ``report.md`` — Tables 1-4, the headline R²/ICC table,
   per-specimen SSIM and the assumption checks;
@@ -29,6 +29,10 @@ def write_study_report(results: Mapping[str, Any], out_dir, *, figures: bool = T
     out.mkdir(parents=True, exist_ok=True)
     built = all_tables(results)
     tables = built["tables"]
+    recipe_note = measurement_recipe_text(results)
+    for table in tables:  # the caption of every table of BoneJ metrics names the recipe
+        if table["name"].startswith(METRIC_TABLES):
+            table["notes"] = list(table.get("notes", [])) + [recipe_note]
     for table in tables:
         write_csv(table, out / "tables" / f"{table['name']}.csv")
     figure_list: List[Dict[str, str]] = []
@@ -38,7 +42,10 @@ def write_study_report(results: Mapping[str, Any], out_dir, *, figures: bool = T
         figure_list = study_figures(results, built["data"], out / "figures")
     write_json(results, out / "results.json")
     summary = {"cohort": results["cohort"], "split": results["split"], "models": results["models"],
-               "similarity_recipe": results["similarity_recipe"], "fid_status": results["fid_status"],
+               "similarity_recipe": results["similarity_recipe"],
+               "measurement_recipe": results.get("measurement_recipe", "study"),
+               "measurement": results.get("measurement", {"threshold": "isodata", "voxel_mm": None}),
+               "fid_status": results["fid_status"],
                "n_specimens": len(built["data"]["cases"]), "n_vois": len(built["data"]["units"]),
                "tables": [{k: t[k] for k in ("name", "title", "columns", "rows", "notes")} for t in tables],
                "figures": figure_list, "timings_s": results.get("timings_s"), "command": command,
@@ -49,6 +56,20 @@ def write_study_report(results: Mapping[str, Any], out_dir, *, figures: bool = T
     (out / "report.html").write_text(_html(summary, tables, figure_list, out), encoding="utf-8")
     return {"tables": tables, "figures": figure_list, "summary": summary,
             "paths": {"html": out / "report.html", "markdown": out / "report.md", "json": out / "report.json"}}
+
+
+#: names (prefixes) of the tables whose numbers are BoneJ metrics measured with the recipe
+METRIC_TABLES = ("table3_metrics", "table4_agreement", "headline", "checks")
+
+
+def measurement_recipe_text(results: Mapping[str, Any]) -> str:
+    """One sentence naming the measurement recipe of every volume (the study's IsoData when unnamed)."""
+    recipe = results.get("measurement_recipe", "study")
+    if recipe == "gold":
+        how = "every volume resampled to a common 0.052 mm grid, marrow/bone midpoint threshold"
+    else:
+        how = "ImageJ IsoData threshold on each volume's own voxels"
+    return f"Measurement recipe: {recipe} ({how}); the same for every volume."
 
 
 def _warnings(results) -> List[str]:
@@ -71,9 +92,9 @@ def _intro(summary) -> List[str]:
         f"{[round(v, 1) for v in recipe['microct_window']]} for every micro-CT-valued image. Overall = "
         f"{recipe['overall']}; cancellous = {recipe['cancellous']}.",
         summary["fid_status"],
-        "Metrics: BoneJ-exact BV/TV, Tb.Th, Tb.Sp (IsoData threshold of each VOI, Tb.Sp policy margin) in the "
-        "standard VOIs placed automatically on the MDCT; unit of analysis the VOI (metrics) or the specimen "
-        "(similarity), never the slice.",
+        "Metrics: BoneJ-exact BV/TV, Tb.Th, Tb.Sp (Tb.Sp policy margin) in the standard VOIs placed "
+        "automatically on the MDCT; unit of analysis the VOI (metrics) or the specimen (similarity), never the "
+        "slice. " + measurement_recipe_text(summary),
     ]
 
 
