@@ -131,7 +131,7 @@ def main() -> None:
         f"  - `paired_w` {model.get('paired_w')}: L1 to the micro-CT of the same place, registered by the simulator's "
         "geometry (the class code of each translation comes from another sample's micro-CT)"
         + (f", both images blurred by a Gaussian of `paired_sigma_px` {model.get('paired_sigma_px')} px (the band the "
-           "MDCT resolves: its pixel-wise optimum below that scale is a blur, read as thick trabeculae);"
+           "MDCT resolves: its pixel-wise optimum below that scale is a blur);"
            if model.get("paired_sigma_px") else ";"),
         *([f"  - `spectrum_w` {model.get('spectrum_w')}: L1 between the radial log power spectra of the translation and "
            "of its registered micro-CT crop (Hann window, 16 bins): the texture's scale and sharpness, whatever the "

@@ -283,7 +283,8 @@ class FUNITModel(TranslationModel):
       number without meaning there). ``paired_sigma_px > 0`` compares both images blurred
       by a Gaussian of that many pixels: the pair then fixes the density and the coarse
       structure the MDCT resolves, not the exact place of each sub-resolution trabecula
-      (whose pixel-wise L1 optimum is a blur, read as thick trabeculae).
+      (whose pixel-wise L1 optimum is a blur). Tried for the bundled generator's thick
+      trabeculae and not adopted: the excess comes from its output grid and from z (model card).
     * ``spectrum_w > 0``: ``spectrum_w *`` the L1 distance between the radial log power
       spectra of the translation and of its target micro-CT crop
       (:func:`~MicroCTLikeLib.models.losses.spectrum_loss`): the texture scale and

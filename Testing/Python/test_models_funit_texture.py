@@ -2,8 +2,8 @@
 low-passed paired L1 (paired_sigma_px).
 
 Why they exist: the MDCT (0.6 mm blur) cannot say where each 0.1-0.2 mm trabecula lies, so a
-pixel-wise L1 to the registered micro-CT is best served by a blur, which the morphometry
-reads as thick trabeculae. The spectrum describes the texture's scale and sharpness whatever
+pixel-wise L1 to the registered micro-CT is best served by a blur. (Tried against the bundled
+generator's thick trabeculae, they did not change them: see the model card.) The spectrum describes the texture's scale and sharpness whatever
 the position of each trabecula; the low-passed L1 keeps only the band the MDCT resolves.
 The spectrum is checked against the closed form of a Gaussian blur of white noise.
 """
