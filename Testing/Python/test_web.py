@@ -183,7 +183,16 @@ def web_server(web_data, tiny_funit_checkpoint):
         pytest.fail("the server printed no URL:\n" + "".join(lines[-30:]))
     import threading
 
-    threading.Thread(target=lambda: [None for _ in iter(process.stdout.readline, b"")], daemon=True).start()
+    log_path = Path(os.environ.get("MICROCTLIKE_WEB_LOG", str(web_data["dir"].parent / "server.log")))
+
+    def keep_log():  # the server's output (session errors included) for a failing run to show
+        with open(log_path, "ab") as sink:
+            sink.write("".join(lines).encode("utf-8"))
+            for line in iter(process.stdout.readline, b""):
+                sink.write(line)
+                sink.flush()
+
+    threading.Thread(target=keep_log, daemon=True).start()
     yield url
     process.terminate()
     try:
@@ -311,7 +320,8 @@ def test_the_page_runs_the_workflow_in_chromium(browser, web_server, web_data):
     _shot(page, "web_2_generated.png")
 
     # drag the superior VOI in the axial view with the mouse
-    view = page.locator(".rca-view img, .rca-view canvas").first  # axial view: first in the layout
+    # trame-rca shows each remote-rendered view as an <img>; the axial view is the first in the layout
+    view = page.locator("img.image-display-area").first
     box = view.bounding_box()
     found = _gold_centroid(view.screenshot())
     assert found is not None, "no VOI cylinder visible in the axial view"
