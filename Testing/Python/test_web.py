@@ -235,7 +235,7 @@ def _metrics(page):
     """The table as the page shows it: {(volume, voi): {column: text}}."""
     header = page.locator("#metrics tr").first.locator("th").all_inner_texts()
     table = {}
-    for row in page.locator("#metrics tr[data-voi]").all():
+    for row in page.locator("#metrics tr:has(td)").all():
         cells = row.locator("td").all_inner_texts()
         entry = dict(zip(header, cells))
         table[(entry["volume"], entry["voi"])] = entry
@@ -243,7 +243,7 @@ def _metrics(page):
 
 
 def _wait_rows(page, count):
-    page.wait_for_function(f"document.querySelectorAll('#metrics tr[data-voi]').length === {count}")
+    page.wait_for_function(f"document.querySelectorAll('#metrics tr:has(td)').length === {count}")
 
 
 def _axial_view(page):
@@ -310,10 +310,10 @@ def test_the_page_runs_the_workflow_in_chromium(browser, web_server, web_data):
         value = page.locator("#progress").get_attribute("aria-valuenow")
         if value is not None:
             seen.add(float(value))
-        if page.locator("#metrics tr[data-voi]").count() == 6:
+        if page.locator("#metrics tr:has(td)").count() == 6:
             break
         time.sleep(0.1)
-    assert page.locator("#metrics tr[data-voi]").count() == 6, page.locator("#error").inner_text()
+    assert page.locator("#metrics tr:has(td)").count() == 6, page.locator("#error").inner_text()
     moving = sorted(v for v in seen if 0 < v < 100)
     assert len(moving) >= 2, f"progress values seen: {sorted(seen)}"
     time.sleep(2)
@@ -334,7 +334,7 @@ def test_the_page_runs_the_workflow_in_chromium(browser, web_server, web_data):
         time.sleep(0.05)
     page.mouse.up()
     page.wait_for_function(
-        "(() => { const r = [...document.querySelectorAll('#metrics tr[data-voi]')];"
+        "(() => { const r = [...document.querySelectorAll('#metrics tr:has(td)')];"
         " return r.length === 6 && document.querySelector('#status').textContent.startsWith('Measured'); })()")
     time.sleep(1.5)
     after = _metrics(page)
