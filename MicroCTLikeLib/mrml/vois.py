@@ -161,7 +161,6 @@ def cylinder_model_node(voi, name: Optional[str] = None, *, node=None, scene=Non
     """A model node with the cylinder's surface (RAS), to show the true VOI shape inside its ROI box."""
     import vtk
 
-    scene = _scene(scene)
     source = vtk.vtkCylinderSource()
     source.SetRadius(float(voi.diameter_mm) / 2)
     source.SetHeight(float(voi.height_mm))
@@ -177,8 +176,8 @@ def cylinder_model_node(voi, name: Optional[str] = None, *, node=None, scene=Non
     transform_filter.SetInputConnection(source.GetOutputPort())
     transform_filter.SetTransform(place)
     transform_filter.Update()
-    if node is None:
-        node = scene.AddNewNodeByClass("vtkMRMLModelNode", name or f"{getattr(voi, 'name', 'VOI')} cylinder")
+    if node is None:  # only a new node needs a scene (there is no slicer.mrmlScene outside Slicer)
+        node = _scene(scene).AddNewNodeByClass("vtkMRMLModelNode", name or f"{getattr(voi, 'name', 'VOI')} cylinder")
         node.CreateDefaultDisplayNodes()
     node.SetAndObservePolyData(transform_filter.GetOutput())
     display = node.GetDisplayNode()

@@ -313,7 +313,9 @@ class SessionApp:
         volumes = [self.nodes[r] for r in (ROLE_MDCT, ROLE_LIKE, ROLE_MICRO) if r in self.nodes]
         rows = mrml_tables.measure_volumes_in_rois(volumes, self.rois)
         roles = {node.GetName(): role for role, node in self.nodes.items()}
-        geometry = {roi.GetName(): mrml_vois.cylinder_from_roi(roi) for roi in self.rois}
+        # rows name a VOI by its role (superior / inferior), else by its ROI's name
+        geometry = {(roi.GetAttribute(mrml_vois.ROLE_ATTRIBUTE) or roi.GetName()): mrml_vois.cylinder_from_roi(roi)
+                    for roi in self.rois}
         for row in rows:
             row["volume"] = roles.get(row["volume"], row["volume"])
             voi = geometry[row["voi"]]
