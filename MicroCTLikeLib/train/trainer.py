@@ -60,22 +60,36 @@ def check_run_dir(run_dir: Path, *, resume: bool, force: bool, data=None) -> Non
 
     check_output_dir(run_dir, force=True, inputs=[data], option="--out")  # an input cohort, writability
     last = run_dir / "checkpoints" / "last.pt"
+    occupied = run_dir.is_dir() and any(run_dir.iterdir())
     if resume:
         if not last.is_file():
-            if run_dir.is_dir() and any(run_dir.iterdir()):
+            if occupied and is_run_folder(run_dir):
                 raise InvalidParameterError(
                     f"{run_dir}: nothing to resume: the run stopped before its first checkpoint ({last} does not "
                     "exist); start it afresh with --force instead of --resume")
+            if occupied:
+                raise InvalidParameterError(
+                    f"{run_dir}: nothing to resume: this folder holds other files, not a training run; start a new "
+                    "run without --resume into an empty or new --out folder")
             raise InvalidParameterError(f"{run_dir}: nothing to resume: no run in this folder; start without --resume")
         return
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
+    if occupied and not force:
         if last.is_file():
             raise InvalidParameterError(
                 f"{run_dir}: holds a run with checkpoints; continue it with --resume, start afresh into it with "
                 "--force, or choose another --out")
+        if is_run_folder(run_dir):
+            raise InvalidParameterError(
+                f"{run_dir}: holds a run that stopped before its first checkpoint (nothing to resume); start afresh "
+                "with --force, or choose another --out")
         raise InvalidParameterError(
-            f"{run_dir}: holds a run that stopped before its first checkpoint (nothing to resume); start afresh "
-            "with --force, or choose another --out")
+            f"{run_dir}: is not a training run folder (it holds other files); choose an empty or new --out folder, "
+            "or train into it with --force (its other files are kept)")
+
+
+def is_run_folder(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds what a training run writes first (its config, its log or checkpoints)."""
+    return any((run_dir / name).exists() for name in ("config.json", "log.csv", "checkpoints"))
 
 
 def _autocast_dtype(amp: str, device):

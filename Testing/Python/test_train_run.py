@@ -141,6 +141,31 @@ def test_refuses_nonempty_run_dir_and_resume_mismatch(tiny_cohort, tmp_path, cap
     assert "holds a 'funit' model" in capsys.readouterr().err
 
 
+def test_run_folder_messages_tell_a_run_without_checkpoints_from_a_folder_of_other_files(tmp_path):
+    from MicroCTLikeLib.errors import InvalidParameterError
+    from MicroCTLikeLib.train.trainer import check_run_dir
+
+    stopped = tmp_path / "stopped"  # a run of ours killed before its first checkpoint
+    stopped.mkdir()
+    (stopped / "config.json").write_text("{}")
+    (stopped / "log.csv").write_text("step\n")
+    other = tmp_path / "other"  # somebody's folder
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(InvalidParameterError, match="stopped before its first checkpoint.*--force"):
+        check_run_dir(stopped, resume=False, force=False)
+    with pytest.raises(InvalidParameterError, match="stopped before its first checkpoint.*--force instead of --resume"):
+        check_run_dir(stopped, resume=True, force=False)
+    with pytest.raises(InvalidParameterError) as refused:
+        check_run_dir(other, resume=False, force=False)
+    assert "is not a training run folder" in str(refused.value) and "stopped" not in str(refused.value)
+    with pytest.raises(InvalidParameterError) as refused:
+        check_run_dir(other, resume=True, force=False)
+    assert "holds other files, not a training run" in str(refused.value) and "--force" not in str(refused.value)
+    check_run_dir(other, resume=False, force=True)  # --force trains into it
+    check_run_dir(tmp_path / "new", resume=False, force=False)
+
+
 def test_cancel_saves_a_resumable_checkpoint(tiny_cohort, tmp_path):
     from MicroCTLikeLib.errors import CancelledError
     from MicroCTLikeLib.train.config import resolve_config
