@@ -103,20 +103,13 @@ def icc_single(ratings: np.ndarray) -> tuple:
     """(ICC(2,1), ICC(3,1)) of an (n subjects, k raters) table (Shrout & Fleiss 1979).
 
     ICC(2,1) = ICC(A,1) (McGraw & Wong): two-way random effects, absolute agreement, single
-    rater; ICC(3,1) = ICC(C,1): two-way mixed, consistency. From the two-way ANOVA mean
-    squares of rows (subjects), columns (raters) and error.
+    rater; ICC(3,1) = ICC(C,1): two-way mixed, consistency. NaN where undefined (no variance).
+    See :func:`MicroCTLikeLib.evaluate.statistics.icc`, which this returns two values of.
     """
-    y = np.asarray(ratings, dtype=float)
-    n, k = y.shape
-    grand = y.mean()
-    ss_rows = k * ((y.mean(axis=1) - grand) ** 2).sum()
-    ss_cols = n * ((y.mean(axis=0) - grand) ** 2).sum()
-    ss_error = ((y - grand) ** 2).sum() - ss_rows - ss_cols
-    ms_rows, ms_cols = ss_rows / (n - 1), ss_cols / (k - 1)
-    ms_error = ss_error / ((n - 1) * (k - 1))
-    icc_a1 = (ms_rows - ms_error) / (ms_rows + (k - 1) * ms_error + k * (ms_cols - ms_error) / n)
-    icc_c1 = (ms_rows - ms_error) / (ms_rows + (k - 1) * ms_error)
-    return float(icc_a1), float(icc_c1)
+    from .statistics import icc
+
+    result = icc(ratings)
+    return result["icc_a1"], result["icc_c1"]
 
 
 def agreement(method: Sequence[float], reference: Sequence[float]) -> Dict[str, float]:

@@ -91,17 +91,22 @@ def icc(ratings, *, alpha: float = 0.05) -> Dict[str, float]:
     ss_targets = float(k * ((data.mean(axis=1) - grand) ** 2).sum())
     ss_raters = float(n * ((data.mean(axis=0) - grand) ** 2).sum())
     ss_error = ss_total - ss_targets - ss_raters
+    # sums of squares at rounding-noise level are zero: a table whose rows or columns are
+    # constant must give exact zeros, not +-1e-33 that decide the sign of an ICC
+    noise = 1e-12 * ss_total
+    ss_targets, ss_raters, ss_error = (0.0 if abs(v) <= noise else v for v in (ss_targets, ss_raters, ss_error))
     bms = ss_targets / (n - 1)
     jms = ss_raters / (k - 1)
     ems = ss_error / ((n - 1) * (k - 1))
     wms = (ss_raters + ss_error) / (n * (k - 1))
     out.update(bms=bms, jms=jms, ems=ems, wms=wms)
-    out["icc_1"] = (bms - wms) / (bms + (k - 1) * wms)
-    a1 = (bms - ems) / (bms + (k - 1) * ems + k * (jms - ems) / n)
-    c1 = (bms - ems) / (bms + (k - 1) * ems)
+    # a zero denominator (no variance at all, or none between targets) leaves the ICC undefined: NaN
+    out["icc_1"] = _ratio(bms - wms, bms + (k - 1) * wms)
+    a1 = _ratio(bms - ems, bms + (k - 1) * ems + k * (jms - ems) / n)
+    c1 = _ratio(bms - ems, bms + (k - 1) * ems)
     out["icc_a1"], out["icc_c1"] = a1, c1
     q = 1 - alpha / 2
-    if ems > 0:
+    if ems > 0 and np.isfinite(a1):
         f_j = jms / ems
         top = k * a1 * f_j + n * (1 + (k - 1) * a1) - k * a1
         v = (k - 1) * (n - 1) * top ** 2 / ((n - 1) * k ** 2 * a1 ** 2 * f_j ** 2 + (n * (1 + (k - 1) * a1) - k * a1) ** 2)
@@ -115,6 +120,11 @@ def icc(ratings, *, alpha: float = 0.05) -> Dict[str, float]:
         out["icc_c1_ci_low"] = (f_low - 1) / (f_low + k - 1)
         out["icc_c1_ci_high"] = (f_high - 1) / (f_high + k - 1)
     return {key: int(value) if key in ("n", "k") else float(value) for key, value in out.items()}
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, NaN when the denominator is zero."""
+    return float(numerator / denominator) if denominator != 0 else float("nan")
 
 
 def agreement(method, reference, *, alpha: float = 0.05) -> Dict[str, float]:

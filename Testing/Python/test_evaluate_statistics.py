@@ -36,6 +36,23 @@ def test_icc_reproduces_shrout_fleiss_table():
     assert out["icc_c1"] == pytest.approx(0.71, abs=0.005)
 
 
+def test_icc_is_total_on_degenerate_tables():
+    """No variance anywhere: undefined (NaN), never a ZeroDivisionError; a constant reference
+    column with varying ratings: every between-target difference is disagreement."""
+    constant = st.icc(np.full((4, 2), 0.12))
+    assert math.isnan(constant["icc_a1"]) and math.isnan(constant["icc_c1"]) and math.isnan(constant["icc_1"])
+    assert constant["bms"] == constant["jms"] == constant["ems"] == 0.0
+    reference_constant = st.icc(np.column_stack([[0.15, 0.10, 0.15, 0.10], [0.12] * 4]))
+    # BMS = EMS analytically: no agreement beyond chance, ICC(C,1) = ICC(A,1) = 0
+    assert reference_constant["icc_c1"] == pytest.approx(0.0, abs=1e-12)
+    assert reference_constant["icc_a1"] == pytest.approx(0.0, abs=1e-12)
+    identical = st.icc(np.column_stack([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]))
+    assert identical["icc_a1"] == 1.0 and identical["icc_c1"] == 1.0
+    from MicroCTLikeLib.evaluate.specimen import icc_single
+
+    assert all(math.isnan(v) for v in icc_single(np.full((3, 2), 5.0)))
+
+
 def test_icc_and_its_interval_match_pingouin():
     pg = pytest.importorskip("pingouin")
     import pandas as pd
