@@ -236,8 +236,15 @@ def read_volume(path: PathLike) -> Volume:
         raise
     except (RuntimeError, MemoryError, OSError) as error:  # SimpleITK raises RuntimeError with a long ITK message
         reason = _itk_note(str(error)) or _itk_note(captured) or type(error).__name__
+        if "no such file" in reason.lower() and path.is_file():
+            # ITK reports a failed inflate or read of an existing file with errno's stale text
+            reason = "its image data cannot be decoded; the file is damaged or truncated"
         raise InvalidVolumeError(f"{path}: cannot be read as an image ({reason})") from None
     note = _itk_note(captured)
+    if "uncompress failed" in captured.lower():
+        # MetaIO fills what it could not inflate with garbage and only prints this line
+        raise InvalidVolumeError(f"{path}: its compressed image data cannot be decoded (ITK: Uncompress failed); "
+                                 "the file is damaged or truncated")
     if note:
         import warnings
 

@@ -153,6 +153,13 @@ def main(workdir: str, checkpoint: str, n_cases: int, seed: int) -> int:
     # one thread, fixed before torch starts its pool: a forked child must not wait for the parent's threads
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[key] = "1"
+    # ITK's default thread pool keeps worker threads that a forked child does not inherit: the
+    # child's first multi-threaded filter would wait for them forever. The platform threader
+    # starts its threads per call, so a child runs its filters as a fresh process would.
+    os.environ["ITK_GLOBAL_DEFAULT_THREADER"] = "Platform"
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultThreader("PLATFORM")
     import torch  # noqa: F401
 
     from MicroCTLikeLib import cli  # noqa: F401  (warm imports before the forks)

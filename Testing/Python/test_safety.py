@@ -292,13 +292,19 @@ def test_damaged_headers_get_our_messages_without_allocating(tmp_path):
     write_volume(Volume(_sponge_grey((6, 20, 20)), (0.2, 0.2, 0.1)), mha)
     mha.write_bytes(mha.read_bytes().replace(b"DimSize = 20 20 6", b"DimSize = 1500 1500 1500"))
     zero = _nrrd_with(tmp_path, "zero.nrrd", [("(0.20000000000000001,0,0)", "(0,0,0)")])
+    inflate = tmp_path / "damaged.mha"  # compressed body overwritten: ITK only printed "Uncompress failed"
+    write_volume(Volume(_sponge_grey((6, 20, 20)), (0.2, 0.2, 0.1)), inflate, compress=True)
+    data = inflate.read_bytes()
+    body = data.index(b"ElementDataFile = LOCAL\n") + len(b"ElementDataFile = LOCAL\n")
+    inflate.write_bytes(data[:body + 2] + np.random.default_rng(8).bytes(len(data) - body - 2))
     empty = tmp_path / "empty.nrrd"
     empty.write_bytes(b"")
     folder = tmp_path / "folder"
     folder.mkdir()
     (folder / "notes.txt").write_text("no images here")
     expectations = {big: "claims 1500x1500x1500 voxels (6.75 GB)", mha: "claims 1500x1500x1500 voxels (6.75 GB)",
-                    zero: "not three positive numbers", empty: "the file is empty (0 bytes)",
+                    zero: "not three positive numbers",
+                    inflate: "image data cannot be decoded", empty: "the file is empty (0 bytes)",
                     folder: "no DICOM series found in this folder"}
     for path, expected in expectations.items():
         result = _measure_with_peak_memory(path)
