@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
@@ -168,11 +169,24 @@ def validate_geometry(shape: Sequence[int], spacing_xyz_mm, origin_lps_mm, direc
         raise InvalidVolumeError("direction matrix must be a finite rotation (|det| = 1)")
 
 
+#: plausible voxel sizes (mm) of any CT or micro-CT: a spacing outside is a damaged header
+VOXEL_MM_RANGE = (1e-4, 100.0)
+
+
 def validate_voxels(volume: Volume, source: str = "volume") -> Volume:
-    """Check that the voxels can be measured: numeric, not all NaN, finite.
+    """Check that the voxels can be measured: a plausible, finite geometry
+    (:data:`VOXEL_MM_RANGE`); numeric, not all NaN, finite values.
 
     Returns the volume unchanged; raises :class:`InvalidVolumeError` with ``source`` named.
     """
+    spacing = [float(v) for v in volume.spacing_xyz_mm]
+    if not all(math.isfinite(v) and VOXEL_MM_RANGE[0] <= v <= VOXEL_MM_RANGE[1] for v in spacing):
+        raise InvalidVolumeError(
+            f"{source}: voxel size {' x '.join(f'{v:g}' for v in spacing)} mm is outside "
+            f"{VOXEL_MM_RANGE[0]:g}-{VOXEL_MM_RANGE[1]:g} mm: the spacing (or the NIfTI sform/qform) is damaged; "
+            "fix it (e.g. in Slicer's Volume Information) and save the file again")
+    if not all(math.isfinite(float(v)) for v in volume.origin_lps_mm):
+        raise InvalidVolumeError(f"{source}: the origin {tuple(volume.origin_lps_mm)} is not finite; the header is damaged")
     array = volume.array
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise InvalidVolumeError(f"{source}: voxel type {array.dtype} is not numeric")
@@ -245,12 +259,18 @@ def read_volume(path: PathLike) -> Volume:
         # MetaIO fills what it could not inflate with garbage and only prints this line
         raise InvalidVolumeError(f"{path}: its compressed image data cannot be decoded (ITK: Uncompress failed); "
                                  "the file is damaged or truncated")
+    volume = Volume.from_sitk(image, metadata={"source": str(path)}, source=str(path))
+    try:
+        validate_voxels(volume, str(path))
+    except InvalidVolumeError as error:  # one message: ITK's note belongs to it, not before it
+        if note:
+            raise InvalidVolumeError(f"{error} (ITK: {note})") from None
+        raise
     if note:
         import warnings
 
         warnings.warn(f"{path}: ITK: {note}", stacklevel=2)
-    volume = Volume.from_sitk(image, metadata={"source": str(path)}, source=str(path))
-    return validate_voxels(volume, str(path))
+    return volume
 
 
 def _itk_note(text: str) -> str:

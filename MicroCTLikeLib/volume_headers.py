@@ -96,10 +96,16 @@ def _check_sizes(path, sizes: List[int], bytes_per_voxel: int, available: Option
 
 
 def _check_spacing(path, values: List[float], field: str) -> None:
+    from .volume import VOXEL_MM_RANGE
+
     if any(not math.isfinite(v) or v <= 0 for v in values):
         _fail(path, f"the header's {field} {' '.join(f'{v:g}' for v in values)} is not three positive numbers "
                     "(zero, negative or missing voxel size); fix the spacing in the file (or in Slicer's Volume "
                     "Information) and save it again")
+    low, high = VOXEL_MM_RANGE
+    if any(not low <= v <= high for v in values):
+        _fail(path, f"the header's {field} {' '.join(f'{v:g}' for v in values)} is outside {low:g}-{high:g} mm, "
+                    "no CT voxel size; fix the spacing in the file (or in Slicer's Volume Information) and save it again")
 
 
 def precheck(path) -> None:
