@@ -43,19 +43,24 @@ def tqdm_progress(description: str, unit: str = "it", disable: bool = False) -> 
     The bar appears at the first call (not while a model loads or a volume is read), so its
     rate is measured on the same clock as the work it counts; a new ``total`` starts the
     bar afresh (one bar per task). Repeated calls with the same numbers draw nothing, and
-    tqdm's own refresh interval applies, so the final state is drawn once, on close.
+    tqdm's own refresh interval applies. The bar closes when its task completes (done ==
+    total), so the final frame is drawn once, with the task's own elapsed time, and not again
+    when the command ends or tqdm's monitor thread wakes.
     """
     from tqdm import tqdm
 
-    state = {"bar": None}
+    state = {"bar": None, "finished": None}
     try:
 
         def callback(done: int, total: int, message: str = "") -> None:
+            if state["finished"] == total and done >= total:
+                return  # the task's final bar is drawn already: later reports of it draw nothing
             bar = state["bar"]
             if bar is None:
                 # delay > 0: no empty "0/N ?/s" frame at creation; the first frame shows real progress
                 bar = state["bar"] = tqdm(desc=description, unit=unit, total=total, disable=disable,
                                           dynamic_ncols=True, delay=0.01)
+                state["finished"] = None
             elif bar.total != total:
                 bar.reset(total=total)
             if message and message != getattr(bar, "_microctlike_message", None):
@@ -63,11 +68,20 @@ def tqdm_progress(description: str, unit: str = "it", disable: bool = False) -> 
                 bar.set_postfix_str(message, refresh=False)
             if done != bar.n:
                 bar.update(done - bar.n)
+            if total and bar.n >= total:
+                # done: draw the final frame now, with the task's own elapsed time and rate, and
+                # close, so neither tqdm's monitor nor the end of the command draws it again later
+                _close(bar)
+                state["bar"], state["finished"] = None, total
 
         yield callback
     finally:
-        bar = state["bar"]
-        if bar is not None:
-            if not bar.disable and bar.last_print_t < bar.start_t + bar.delay:
-                bar.refresh()  # work shorter than the delay: draw its final state once (close would skip it)
-            bar.close()
+        if state["bar"] is not None:
+            _close(state["bar"])
+
+
+def _close(bar) -> None:
+    """Close ``bar``: tqdm's close draws the final frame (overall rate) once."""
+    if not bar.disable and bar.last_print_t < bar.start_t + bar.delay:
+        bar.last_print_t = bar.start_t + bar.delay  # work shorter than the delay: close would skip the frame
+    bar.close()
