@@ -4,8 +4,7 @@ Substitutions, so that it runs in minutes: ``simulate --cases 4`` -> ``--cases 2
 specimen), ``train --preset small --steps 2000`` -> ``--preset tiny --steps 2``; ``demo`` is
 left out (``make demo`` and test_demo_and_report.py run it). Every other word is the README's.
 The test also checks that nothing lands outside the git-ignored out/, runs/ and demo_out/.
-Slow (two simulated specimens of the small preset, minutes on 2 cores): opt-in with
-MICROCTLIKE_README_TEST=1.
+About 3 minutes on 2 cores (two simulated specimens of the small preset); part of ``make test``.
 """
 
 import os
@@ -43,8 +42,6 @@ def test_readme_block_is_what_this_test_runs():
     assert ignored.stdout.split() == ["out/x", "runs/x", "demo_out/x"]
 
 
-@pytest.mark.skipif(os.environ.get("MICROCTLIKE_README_TEST") != "1",
-                    reason="slow (minutes: simulates two small specimens); opt-in with MICROCTLIKE_README_TEST=1")
 def test_readme_commands_run_as_printed(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for command in readme_commands():
