@@ -37,10 +37,23 @@ def _labels(results, data) -> Dict[str, str]:
     return out
 
 
+def _methods(data) -> List[str]:
+    """The compared methods in report order: MDCT, then every model."""
+    return [MDCT] + data["names"]
+
+
+def _save(plt, fig, path: Path, **savefig) -> Path:
+    """Lay out, write (90 dpi) and free ``fig``; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, **savefig)
+    plt.close(fig)
+    return path
+
+
 def similarity_boxplots(results, data, path: Path) -> Path:
     plt = _plt()
     labels = _labels(results, data)
-    methods = [MDCT] + data["names"]
+    methods = _methods(data)
     kinds = ["ssim"] + (["fid"] if results.get("fid") else [])
     fig, axes = plt.subplots(len(kinds), 2, figsize=(11, 3.8 * len(kinds)), squeeze=False)
     for row, kind in enumerate(kinds):
@@ -55,16 +68,13 @@ def similarity_boxplots(results, data, path: Path) -> Path:
                            zorder=3)
             ax.set_title(f"{region} {kind.upper()} vs micro-CT (one point per specimen)", fontsize=10)
             ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def regression_scatter(results, data, path: Path, reference: str = MICROCT) -> Path:
     plt = _plt()
     labels = _labels(results, data)
-    methods = [MDCT] + data["names"]
+    methods = _methods(data)
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 4.6))
     for ax, m in zip(axes, METRICS):
         x_ref = data["metrics"][reference][m]
@@ -83,16 +93,13 @@ def regression_scatter(results, data, path: Path, reference: str = MICROCT) -> P
         ax.set_title(f"{METRIC_LABELS[m]} per VOI", fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def bland_altman_grid(results, data, path: Path, reference: str = MICROCT) -> Path:
     plt = _plt()
     labels = _labels(results, data)
-    methods = [MDCT] + data["names"]
+    methods = _methods(data)
     fig, axes = plt.subplots(len(METRICS), len(methods), figsize=(3.3 * len(methods), 2.9 * len(METRICS)),
                              squeeze=False)
     for r, m in enumerate(METRICS):
@@ -113,10 +120,7 @@ def bland_altman_grid(results, data, path: Path, reference: str = MICROCT) -> Pa
             if r == len(METRICS) - 1:
                 ax.set_xlabel("mean of the two", fontsize=8)
     fig.suptitle(f"Bland-Altman against {reference} (bias and bias ± 1.96 SD), one point per VOI", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def slice_panels(results, data, path: Path, out_dir: Path) -> Path:
@@ -147,10 +151,7 @@ def slice_panels(results, data, path: Path, out_dir: Path) -> Path:
                 ax.set_title(labels[column], color="white", fontsize=8)
             if c == 0:
                 ax.set_ylabel(case, color="white", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90, facecolor="black")
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, facecolor="black")
 
 
 def study_figures(results: Mapping[str, Any], data: Mapping[str, Any], folder) -> List[Dict[str, str]]:
