@@ -66,13 +66,15 @@ def tqdm_progress(description: str, unit: str = "it", disable: bool = False) -> 
             if message and message != getattr(bar, "_microctlike_message", None):
                 bar._microctlike_message = message
                 bar.set_postfix_str(message, refresh=False)
-            if done != bar.n:
-                bar.update(done - bar.n)
-            if total and bar.n >= total:
-                # done: draw the final frame now, with the task's own elapsed time and rate, and
-                # close, so neither tqdm's monitor nor the end of the command draws it again later
+            if total and done >= total:
+                # done: close now, and let close draw the one final frame (overall rate over the
+                # task's own time); an update() here would draw a second final frame with tqdm's
+                # smoothed rate, and a close at the end of the command a third, with a later time
+                bar.n = done
                 _close(bar)
                 state["bar"], state["finished"] = None, total
+            elif done != bar.n:
+                bar.update(done - bar.n)
 
         yield callback
     finally:
