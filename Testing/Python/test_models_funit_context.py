@@ -1,0 +1,74 @@
+"""FUNIT context slices (2.5-D input): off by default, training and inference slabs agree.
+
+The regression values below were computed with the code of main at e577081, before the
+option existed: the default sampler and the bundled generator must give exactly them.
+"""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from MicroCTLikeLib.train import data as D  # noqa: E402
+from MicroCTLikeLib.volume import Volume  # noqa: E402
+
+
+def _code_data():
+    """Two cases whose pixel (z, y, x) of case c holds ((c*16 + z)*64 + y)*64 + x exactly."""
+    images, masks = [], []
+    for case, (n, h, w) in enumerate([(6, 40, 48), (9, 44, 40)]):
+        z, y, x = np.meshgrid(np.arange(n), np.arange(h), np.arange(w), indexing="ij")
+        images.append((((case * 16 + z) * 64 + y) * 64 + x).astype(np.float32))
+        masks.append(((z + y + x) % 3 == 0)[:, ::4, ::4].copy())
+    stack = D.SliceStack.build(images, masks)
+    micro = D.SliceStack.build([im + 0.5 for im in images], masks)
+    return D.TrainingData(mdct=stack, microct=micro, paired_microct=[im + 0.25 for im in images], case_ids=["a", "b"],
+                          cohort_dir="", mdct_window_hu=(-200.0, 1800.0), microct_window=(0.0, 1.0),
+                          target_spacing_mm=0.104)
+
+
+# corner pixels (mdct [0,0], mdct [-1,-1], micro-CT [0,0], micro-CT [-1,-1]) of two batches, main at e577081
+_MAIN_UNPAIRED = [[[9156.0, 5648.0, 9736.0], [8211.0, 6623.0, 10711.0], [69660.5, 22040.5, 91347.5], [70605.5, 23015.5, 90372.5]],
+                  [[75032.0, 69903.0, 94755.0], [76007.0, 70848.0, 95700.0], [14575.5, 67535.5, 22739.5], [13600.5, 66560.5, 21764.5]]]
+_MAIN_PAIRED = [[[9156.0, 69660.0, 5648.0], [8211.0, 70605.0, 6623.0], [9156.25, 69660.25, 5648.25], [8211.25, 70605.25, 6623.25]],
+                [[22040.0, 9736.0, 91347.0], [23015.0, 10711.0, 90372.0], [22040.25, 9736.25, 91347.25], [23015.25, 10711.25, 90372.25]]]
+
+
+@pytest.mark.parametrize("paired, expected", [(False, _MAIN_UNPAIRED), (True, _MAIN_PAIRED)])
+def test_default_sampler_draws_as_before(paired, expected):
+    """Without context the sampler draws the same random numbers and crops as before the option."""
+    sampler = D.SliceSampler(_code_data(), batch_size=3, crop_px=16, seed=11, paired=paired)
+    got = []
+    for _ in range(2):
+        batch = sampler.next_batch()
+        assert batch["mdct"].shape == (3, 1, 16, 16) and batch["microct"].shape == (3, 1, 16, 16)
+        got.append([batch["mdct"][:, 0, 0, 0].tolist(), batch["mdct"][:, 0, -1, -1].tolist(),
+                    batch["microct"][:, 0, 0, 0].tolist(), batch["microct"][:, 0, -1, -1].tolist()])
+    assert got == expected
+    fixed = D.SliceSampler(_code_data(), batch_size=3, crop_px=16, seed=11).fixed_batch(3, seed=5)
+    assert fixed["mdct"][:, 0, 0, 0].tolist() == [66319.0, 16399.0, 71887.0]
+    assert fixed["mdct"][:, 0, -1, -1].tolist() == [67264.0, 17344.0, 70912.0]
+
+
+def test_bundled_generator_generates_as_before(one_torch_thread):
+    """The shipped checkpoint (no context option in its config) gives main's output."""
+    from scipy import ndimage
+
+    from MicroCTLikeLib.inference import bundled_model_path, generate_volume
+    from MicroCTLikeLib.train.checkpoint import load_inference_model
+
+    path = bundled_model_path()
+    if not path.is_file():
+        pytest.skip(f"no bundled generator at {path}")
+    generator, metadata = load_inference_model(path)
+    assert "context_slices" not in metadata["model"]["config"]
+    rng = np.random.default_rng(3)
+    hu = (ndimage.gaussian_filter(rng.standard_normal((4, 40, 40)), 1.5) * 3000 + 300).astype(np.int16)
+    like, _ = generate_volume(Volume(hu, (0.2, 0.2, 0.1), (0.0, 0.0, 0.0)), generator, metadata, device="cpu", mode="whole")
+    values = like.array.astype(np.float64)
+    assert values.shape == (4, 77, 77)
+    # main at e577081, CPU fp32, one thread
+    assert values.mean() == pytest.approx(478.9385428866964, rel=1e-5)
+    assert values.std() == pytest.approx(681.4321667825255, rel=1e-5)
+    assert values[1, 10, 20] == pytest.approx(546.7001953125, abs=1e-2)
+    assert values[3, 50, 60] == pytest.approx(45.003082275390625, abs=1e-2)
