@@ -72,3 +72,79 @@ def test_bundled_generator_generates_as_before(one_torch_thread):
     assert values.std() == pytest.approx(681.4321667825255, rel=1e-5)
     assert values[1, 10, 20] == pytest.approx(546.7001953125, abs=1e-2)
     assert values[3, 50, 60] == pytest.approx(45.003082275390625, abs=1e-2)
+
+
+# ---------------------------------------------------------------------------- model
+from MicroCTLikeLib.errors import InvalidParameterError  # noqa: E402
+from MicroCTLikeLib.models import registry  # noqa: E402
+
+
+def _batch(channels, n=2, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"mdct": torch.rand(n, channels, size, size, generator=g) * 2 - 1,
+            "microct": torch.rand(n, 1, size, size, generator=g) * 2 - 1}
+
+
+@pytest.mark.parametrize("context", [1, 2])
+@pytest.mark.parametrize("level_skip", [False, True])
+def test_context_training_step_and_inference_shapes(context, level_skip, one_torch_thread):
+    torch.manual_seed(0)
+    model = registry.build_model(registry.model_config("funit", "tiny", context_slices=context, gen_level_skip=level_skip))
+    assert model.mdct_channels == 2 * context + 1
+    assert model.generator.content_encoder[0].conv.weight.shape[1] == 2 * context + 1
+    assert model.generator.class_encoder[0].conv.weight.shape[1] == 1
+    losses = model.training_step(_batch(2 * context + 1), 0)
+    assert all(np.isfinite(v) for v in losses.values())
+    batch = _batch(2 * context + 1)
+    model.update_class_code(batch["microct"])
+    out = model.inference_generator()(batch["mdct"][..., :30, :27])
+    assert out.shape == (2, 1, 30, 27)
+    with pytest.raises(InvalidParameterError, match=rf"\(B, {2 * context + 1}, H, W\)"):
+        model.inference_generator()(batch["mdct"][:, :1])
+    with pytest.raises(InvalidParameterError, match=rf"batch\['mdct'\] must be a tensor \(B, {2 * context + 1}, H, W\)"):
+        model.training_step(_batch(1), 1)
+
+
+def test_context_centre_is_what_the_mdct_image_losses_see(one_torch_thread):
+    """Reconstruction, level skip and the class code of G(x, x) use the centre slice only."""
+    torch.manual_seed(0)
+    model = registry.build_model(registry.model_config("funit", "tiny", context_slices=2, gen_level_skip=True))
+    g = model.generator
+    slab = _batch(5)["mdct"]
+    np.testing.assert_array_equal(g.centre(slab).numpy(), slab[:, 2:3].numpy())
+    with torch.no_grad():
+        _, recon = g(slab, _batch(5)["microct"])
+        code = g.encode_class(slab[:, 2:3])
+        expected = g.decode(g.encode_content(slab), code, slab)
+    torch.testing.assert_close(recon, expected)
+
+
+def test_default_config_keeps_the_one_channel_generator():
+    """Default: context 0, a 1-channel content encoder, the state_dict of before the option."""
+    config = registry.model_config("funit", "tiny")
+    assert config["context_slices"] == 0 and config["context_step_mm"] == 0.3
+    torch.manual_seed(0)
+    default = registry.build_model(config).inference_generator().state_dict()
+    torch.manual_seed(0)
+    widened = registry.build_model(registry.model_config("funit", "tiny", context_slices=1)).inference_generator().state_dict()
+    assert list(default) == list(widened)
+    differ = [k for k in default if default[k].shape != widened[k].shape]
+    assert differ == ["generator.content_encoder.0.conv.weight"]
+    assert default[differ[0]].shape[1] == 1 and widened[differ[0]].shape[1] == 3
+    # a config written before the option existed (no keys) builds the same module
+    old = {k: v for k, v in config.items() if not k.startswith("context_")}
+    torch.manual_seed(0)
+    rebuilt = registry.build_inference_generator(old).state_dict()
+    assert {k: v.shape for k, v in rebuilt.items()} == {k: v.shape for k, v in default.items()}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"context_slices": -1}, r"context_slices=-1: must be an integer in 0\.\.8"),
+    ({"context_slices": 9}, r"context_slices=9: must be an integer in 0\.\.8"),
+    ({"context_slices": 1.5}, r"context_slices=1\.5: must be an integer"),
+    ({"context_step_mm": 0.0}, r"context_step_mm=0\.0: must be in \(0, 10\]"),
+    ({"context_step_mm": 20.0}, r"context_step_mm=20\.0: must be in \(0, 10\]"),
+])
+def test_context_options_are_validated(overrides, message):
+    with pytest.raises(InvalidParameterError, match=message):
+        registry.model_config("funit", "tiny", **overrides)
