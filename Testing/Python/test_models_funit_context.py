@@ -148,3 +148,79 @@ def test_default_config_keeps_the_one_channel_generator():
 def test_context_options_are_validated(overrides, message):
     with pytest.raises(InvalidParameterError, match=message):
         registry.model_config("funit", "tiny", **overrides)
+
+
+# ---------------------------------------------------------------------------- training slabs
+def _decode(code):
+    """(case, z, y, x) of a pixel value of :func:`_code_data`."""
+    code = np.asarray(code, dtype=np.int64)
+    return code // (16 * 4096), code // 4096 % 16, code // 64 % 64, code % 64
+
+
+@pytest.mark.parametrize("spacing_mm, step_mm, k", [((0.1, 0.1), 0.3, 3), ((0.2, 0.05), 0.3, None), ((0.6, 0.6), 0.3, 1)])
+@pytest.mark.parametrize("context", [1, 2])
+@pytest.mark.parametrize("paired", [False, True])
+def test_sampler_slab_is_the_clamped_neighbourhood(spacing_mm, step_mm, k, context, paired):
+    """Slice z of each case holds the code of z: channel j of a slab is slice clip(z + j*k)."""
+    data = _code_data()
+    data.mdct_slice_spacing_mm = list(spacing_mm)
+    steps = [max(1, int(round(step_mm / s))) for s in spacing_mm]
+    assert steps == [D.context_step_slices(step_mm, s) for s in spacing_mm]
+    if k is not None:
+        assert steps == [k, k]
+    sampler = D.SliceSampler(data, batch_size=16, crop_px=16, seed=2, paired=paired,
+                             context_slices=context, context_step_mm=step_mm)
+    plain = D.SliceSampler(_code_data(), batch_size=16, crop_px=16, seed=2, paired=paired)
+    for _ in range(3):
+        batch, reference = sampler.next_batch(), plain.next_batch()
+        assert batch["mdct"].shape == (16, 2 * context + 1, 16, 16) and batch["mdct"].dtype == np.float32
+        assert batch["microct"].shape == (16, 1, 16, 16)
+        # the centre is what the sampler without context draws; the micro-CT is unchanged
+        np.testing.assert_array_equal(batch["mdct"][:, context:context + 1], reference["mdct"])
+        np.testing.assert_array_equal(batch["microct"], reference["microct"])
+        case, z, y, x = _decode(batch["mdct"])
+        n_slices = np.array([6, 9])[case[:, context, 0, 0]]
+        centre_z = z[:, context, 0, 0]
+        for j in range(-context, context + 1):
+            k_case = np.array(steps)[case[:, context, 0, 0]]
+            expected = np.clip(centre_z + j * k_case, 0, n_slices - 1)
+            assert (z[:, context + j] == expected[:, None, None]).all()
+            # same case, same place, same flips in every channel
+            np.testing.assert_array_equal(case[:, context + j], case[:, context])
+            np.testing.assert_array_equal(y[:, context + j], y[:, context])
+            np.testing.assert_array_equal(x[:, context + j], x[:, context])
+
+
+def test_context_sampler_resumes_bit_identically():
+    data = _code_data()
+    data.mdct_slice_spacing_mm = [0.1, 0.1]
+    make = lambda: D.SliceSampler(data, batch_size=3, crop_px=16, seed=4, context_slices=2)
+    a = make()
+    a.next_batch()
+    state = a.state_dict()
+    expected = a.next_batch()
+    b = make()
+    b.load_state_dict(state)
+    got = b.next_batch()
+    for key in ("mdct", "microct"):
+        np.testing.assert_array_equal(got[key], expected[key])
+    fixed = a.fixed_batch(4, seed=1)
+    assert fixed["mdct"].shape == (4, 5, 16, 16) and fixed["microct"].shape == (4, 1, 16, 16)
+
+
+def test_context_sampler_needs_slice_spacing():
+    with pytest.raises(InvalidParameterError, match="slice spacing"):
+        D.SliceSampler(_code_data(), batch_size=2, crop_px=16, seed=0, context_slices=1)
+    with pytest.raises(InvalidParameterError, match="context_slices must be an integer >= 0"):
+        D.SliceSampler(_code_data(), batch_size=2, crop_px=16, seed=0, context_slices=-1)
+    with pytest.raises(InvalidParameterError, match="context_step_mm must be a finite number > 0"):
+        D.context_step_slices(0.0, 0.1)
+    with pytest.raises(InvalidParameterError, match="slice_spacing_mm must be a finite number > 0"):
+        D.context_step_slices(0.3, float("nan"))
+
+
+def test_context_indices_clamp_at_the_ends():
+    np.testing.assert_array_equal(D.context_indices(0, 5, context_slices=2, step_slices=1), [0, 0, 0, 1, 2])
+    np.testing.assert_array_equal(D.context_indices(4, 5, context_slices=1, step_slices=3), [1, 4, 4])
+    np.testing.assert_array_equal(D.context_indices(np.array([0, 2]), 3, context_slices=0, step_slices=2), [[0], [2]])
+    np.testing.assert_array_equal(D.context_indices(0, 1, context_slices=2, step_slices=2), [0, 0, 0, 0, 0])
