@@ -224,3 +224,120 @@ def test_context_indices_clamp_at_the_ends():
     np.testing.assert_array_equal(D.context_indices(4, 5, context_slices=1, step_slices=3), [1, 4, 4])
     np.testing.assert_array_equal(D.context_indices(np.array([0, 2]), 3, context_slices=0, step_slices=2), [[0], [2]])
     np.testing.assert_array_equal(D.context_indices(0, 1, context_slices=2, step_slices=2), [0, 0, 0, 0, 0])
+
+
+# ---------------------------------------------------------------------------- inference slabs
+class _Recorder(torch.nn.Module):
+    """A stand-in generator: records each input batch, returns its centre slice."""
+
+    def __init__(self):
+        super().__init__()
+        self.inputs = []
+
+    def forward(self, x):
+        self.inputs.append(x.clone())
+        return x[:, x.shape[1] // 2:x.shape[1] // 2 + 1]
+
+
+def _context_metadata(context, step_mm=0.3):
+    return {"normalisation": {"target_spacing_mm": 0.104, "mdct_window_hu": [-200.0, 1800.0],
+                              "microct_window": [0.0, 1000.0]},
+            "model": {"name": "funit", "config": {"context_slices": context, "context_step_mm": step_mm}}}
+
+
+@pytest.mark.parametrize("context", [1, 2])
+def test_inference_slab_equals_the_training_slab(tiny_cohort, context):
+    """The key invariant: the slab the generator gets at inference is the one it trained on."""
+    from MicroCTLikeLib.inference import SIZE_MULTIPLE, generate_volume
+    from MicroCTLikeLib.train.config import DEFAULTS
+    from MicroCTLikeLib.volume import read_volume
+
+    case = [c for c in D.list_cohort(tiny_cohort) if c.case_id == "case000"]
+    config = dict(DEFAULTS, crop_px=32, batch_size=4, cache_dtype="float32")
+    data = D.load_training_data(case, config)
+    sampler = D.SliceSampler(data, batch_size=8, crop_px=32, seed=3, flip=False, context_slices=context)
+    batch = sampler.next_batch()["mdct"]
+
+    recorder = _Recorder()
+    mdct = read_volume(case[0].mdct_path)
+    like, _ = generate_volume(mdct, recorder, _context_metadata(context), device="cpu", mode="whole", batch_size=2)
+    stack = data.mdct.images[0]
+    assert like.shape_zyx == stack.shape  # no training pad at this crop size
+    slabs = torch.cat(recorder.inputs).numpy()[:, :, :stack.shape[1], :stack.shape[2]]
+    assert slabs.shape == (stack.shape[0], 2 * context + 1) + stack.shape[1:]
+    assert all(x.shape[-1] % SIZE_MULTIPLE == 0 for x in recorder.inputs)
+    k = D.context_step_slices(0.3, 0.1)
+    assert k == 3
+    for z in range(stack.shape[0]):  # the whole inference slab against the training stack
+        np.testing.assert_allclose(slabs[z], stack[D.context_indices(z, stack.shape[0], context_slices=context,
+                                                                     step_slices=k)], atol=1e-5)
+    for slab in batch:  # each training crop is a crop of the inference slab of its slice
+        found = [(z, top, left) for z in range(stack.shape[0]) for top in range(stack.shape[1] - 31)
+                 for left in range(stack.shape[2] - 31)
+                 if np.allclose(slabs[z, context, top:top + 32, left:left + 32], slab[context], atol=1e-5)]
+        assert found
+        z, top, left = found[0]
+        np.testing.assert_allclose(slabs[z, :, top:top + 32, left:left + 32], slab, atol=1e-5)
+    np.testing.assert_allclose(like.array, D.denormalise(stack, [0.0, 1000.0]), atol=1e-3)
+
+
+def test_region_takes_its_context_from_outside_itself():
+    """A region's edge slices get the same slab as in a whole-volume pass."""
+    from MicroCTLikeLib.inference import generate_volume
+
+    rng = np.random.default_rng(0)
+    mdct = Volume((rng.normal(300, 400, (12, 20, 24))).astype(np.int16), (0.195, 0.195, 0.1), (0.0, 0.0, 0.0))
+    whole, region = _Recorder(), _Recorder()
+    generate_volume(mdct, whole, _context_metadata(1), device="cpu", mode="whole")
+    low, high = mdct.index_zyx_to_lps([4, 0, 0]), mdct.index_zyx_to_lps([7, 19, 23])
+    out, report = generate_volume(mdct, region, _context_metadata(1), device="cpu", mode="whole", region=(low, high))
+    assert out.shape_zyx[0] == 4 and report.n_slices == 4
+    np.testing.assert_allclose(out.index_zyx_to_lps([0, 0, 0])[2], mdct.index_zyx_to_lps([4, 0, 0])[2])
+    got = torch.cat(region.inputs).numpy()
+    expected = torch.cat(whole.inputs).numpy()[4:8]
+    assert got.shape[:2] == (4, 3)
+    # channel 0 of the first region slice is slice 1 of the volume (4 - 3), not a clamped copy
+    np.testing.assert_allclose(got[:, :, :out.shape_zyx[1], :out.shape_zyx[2]],
+                               expected[:, :, :out.shape_zyx[1], :out.shape_zyx[2]], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def context_generator():
+    torch.manual_seed(0)
+    model = registry.build_model(registry.model_config("funit", "tiny", context_slices=2))
+    model.update_class_code(torch.randn(2, 1, 64, 64))
+    return model.inference_generator().eval()
+
+
+def test_whole_and_tiled_generation_agree_with_context(context_generator, one_torch_thread):
+    from MicroCTLikeLib.inference import translate_slices
+
+    rng = np.random.default_rng(1)
+    slices = (rng.standard_normal((5, 64, 80)) * 0.5).astype(np.float32)
+    slices[:, :20] += 1.0  # non-stationary: per-tile statistics would differ
+    whole, used = translate_slices(context_generator, slices, device=torch.device("cpu"), mode="whole",
+                                   batch_size=2, context_slices=2, context_step_slices=2)
+    assert used == "whole" and whole.shape == slices.shape
+    tiled, used = translate_slices(context_generator, slices, device=torch.device("cpu"), mode="tiles",
+                                   tile_core_px=32, tile_halo_px=64, context_slices=2, context_step_slices=2)
+    assert used == "tiles"
+    assert float(np.abs(tiled - whole).max()) < 1e-4
+    # the context changes the translation: a generator fed clamped copies of one slice differs
+    alone, _ = translate_slices(context_generator, slices[2:3], device=torch.device("cpu"), mode="whole",
+                                context_slices=2, context_step_slices=2)
+    assert float(np.abs(alone[0] - whole[2]).max()) > 1e-3
+    part, _ = translate_slices(context_generator, slices, device=torch.device("cpu"), mode="whole",
+                               context_slices=2, context_step_slices=2, z_range=(1, 3))
+    np.testing.assert_allclose(part, whole[1:3], atol=1e-5)
+
+
+def test_translate_slices_validates_context_arguments(context_generator):
+    from MicroCTLikeLib.inference import translate_slices
+
+    slices = np.zeros((3, 16, 16), np.float32)
+    with pytest.raises(InvalidParameterError, match="context_step_slices must be an integer >= 1"):
+        translate_slices(context_generator, slices, device=torch.device("cpu"), context_slices=2, context_step_slices=0)
+    with pytest.raises(InvalidParameterError, match="z_range"):
+        translate_slices(context_generator, slices, device=torch.device("cpu"), context_slices=2, z_range=(2, 5))
+    with pytest.raises(InvalidParameterError, match=r"\(B, 5, H, W\)"):  # a context generator fed single slices
+        translate_slices(context_generator, slices, device=torch.device("cpu"))
