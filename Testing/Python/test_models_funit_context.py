@@ -341,3 +341,55 @@ def test_translate_slices_validates_context_arguments(context_generator):
         translate_slices(context_generator, slices, device=torch.device("cpu"), context_slices=2, z_range=(2, 5))
     with pytest.raises(InvalidParameterError, match=r"\(B, 5, H, W\)"):  # a context generator fed single slices
         translate_slices(context_generator, slices, device=torch.device("cpu"))
+
+
+# ---------------------------------------------------------------------------- the CLI
+def test_train_with_context_and_generate(tiny_cohort, tmp_path, one_torch_thread):
+    """`microctlike train` with context options from a YAML config; its checkpoint generates and resumes."""
+    from MicroCTLikeLib import cli
+    from MicroCTLikeLib.inference import generate_volume
+    from MicroCTLikeLib.train.checkpoint import load_checkpoint, load_inference_model
+    from MicroCTLikeLib.volume import read_volume
+
+    options = tmp_path / "context.yaml"
+    options.write_text("model_overrides:\n  context_slices: 1\n  gen_level_skip: true\n")
+    common = ["train", "--config", str(options), "--model", "funit", "--preset", "tiny", "--data", str(tiny_cohort),
+              "--seed", "1", "--quiet", "--set", "model_overrides.context_step_mm=0.2", "--set", "sample_every=1"]
+    run = tmp_path / "run"
+    assert cli.main([*common, "--out", str(run), "--steps", "2"]) == 0
+    assert (run / "samples" / "step_0000002.png").is_file()
+    path = run / "checkpoints" / "last.pt"
+    generator, metadata = load_inference_model(path)
+    assert metadata["model"]["config"]["context_slices"] == 1
+    assert metadata["model"]["config"]["context_step_mm"] == 0.2
+    assert generator.generator.content_in_ch == 3
+    mdct = read_volume(tiny_cohort / "case002" / "mdct.nrrd")
+    like, report = generate_volume(mdct, generator, metadata, device="cpu", mode="whole")
+    assert like.shape_zyx[0] == mdct.shape_zyx[0] and np.isfinite(like.array).all()
+    tiled, _ = generate_volume(mdct, generator, metadata, device="cpu", mode="tiles", tile_core_px=16, tile_halo_px=32)
+    window = metadata["normalisation"]["microct_window"]
+    np.testing.assert_allclose(D.normalise(tiled.array, window), D.normalise(like.array, window), atol=1e-4)
+
+    # resume: 2 steps + 1 more equals 3 steps at once (the sampler's state carries the slabs' draws)
+    assert cli.main([*common, "--out", str(run), "--steps", "3", "--resume"]) == 0
+    straight = tmp_path / "straight"
+    assert cli.main([*common, "--out", str(straight), "--steps", "3"]) == 0
+    resumed, once = load_checkpoint(path), load_checkpoint(straight / "checkpoints" / "last.pt")
+    assert resumed["sampler"] == once["sampler"]
+    for key, value in once["inference_generator"].items():
+        torch.testing.assert_close(resumed["inference_generator"][key], value, rtol=0, atol=0)
+
+
+def test_context_recipe_is_the_bundled_recipe_with_context():
+    from pathlib import Path
+
+    from MicroCTLikeLib.train.config import resolve_config
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    bundled = resolve_config(file=configs / "bundled_funit_cpu.yaml")
+    context = resolve_config(file=configs / "bundled_funit_cpu_context.yaml")
+    assert context["model_config"]["context_slices"] == 2 and context["model_config"]["context_step_mm"] == 0.3
+    assert bundled["model_config"]["context_slices"] == 0
+    differ = {k for k in context["model_config"] if context["model_config"][k] != bundled["model_config"][k]}
+    assert differ == {"context_slices"}  # context_step_mm 0.3 is the default
+    assert {k for k in context if k != "model_config" and context[k] != bundled[k]} == {"model_overrides"}
