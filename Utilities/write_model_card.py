@@ -28,8 +28,9 @@ VARIANTS = (
 )
 #: variants of Utilities/ablate_generator.sh whose rows are absent until they are run
 NOT_RUN_NOTE = ("Variants without a row have not been run (CPU time): "
-                "'+ forward NCC' alone and '+ forward NCC + level skip' without the paired term; "
-                "`VARIANTS=\"forward skip\" bash Utilities/ablate_generator.sh` adds them.")
+                "'+ forward NCC' alone, '+ forward NCC + level skip' without the paired term and the "
+                "2.5-D input (`context`); `VARIANTS=\"forward skip context\" bash Utilities/ablate_generator.sh` "
+                "adds them.")
 
 
 def _agreement_rows(summary, key, labels):
