@@ -177,6 +177,7 @@ class FUNITGenerator(nn.Module):
     def translate(self, content_images: torch.Tensor, class_code: torch.Tensor) -> torch.Tensor:
         """Content images (B, content_in_ch, H, W) + class code (B, latent_dim) -> translation
         (B, in_ch, H, W) in [-1, 1]."""
+        self.check_content(content_images)
         return self.decode(self.encode_content(content_images), class_code, content_images)
 
     def forward(self, content_images: torch.Tensor, class_images: torch.Tensor):
@@ -186,6 +187,7 @@ class FUNITGenerator(nn.Module):
         reconstruction's class code comes from the centre slice of the content images. One
         call uses every parameter, so the module can be wrapped in DDP.
         """
+        self.check_content(content_images)
         batch = content_images.shape[0]
         content = self.encode_content(content_images)
         codes = self.encode_class(torch.cat([class_images, self.centre(content_images)]))
@@ -338,7 +340,7 @@ class FUNITModel(TranslationModel):
       encoder sees the slab (:class:`FUNITGenerator`). The reconstruction target, the real
       MDCT of the discriminator, feature matching and the forward term use its centre
       slice. A 2-D generator cannot see ridges along z (horizontal plates); measured on the
-      bundled one, its trabeculae are twice as long along z as in-plane.
+      bundled one, its bone chords are 0.45 mm along z against 0.26 mm in-plane.
     """
 
     name = "funit"

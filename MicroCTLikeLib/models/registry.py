@@ -128,7 +128,10 @@ def _validate(name: str, config: dict, defaults: dict) -> None:
             if value < low:
                 bad(key, f"must be >= {low}")
         elif isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+            finite = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+            if key in _POSITIVE_FLOATS and not (finite and 0 < value <= _POSITIVE_FLOATS[key][0]):
+                bad(key, f"must be in (0, {_POSITIVE_FLOATS[key][0]:g}] ({_POSITIVE_FLOATS[key][1]})")
+            if not finite or value < 0:
                 bad(key, "must be a finite number >= 0")
             if key.startswith("lr") and value <= 0:
                 bad(key, "a learning rate must be > 0")
@@ -136,8 +139,6 @@ def _validate(name: str, config: dict, defaults: dict) -> None:
                 bad(key, "must be < 1")
             if key == "forward_sigma_px" and not value > 0:
                 bad(key, "must be > 0 (the clinical scanner's blur in pixels)")
-            if key in _POSITIVE_FLOATS and not 0 < value <= _POSITIVE_FLOATS[key][0]:
-                bad(key, f"must be in (0, {_POSITIVE_FLOATS[key][0]:g}] ({_POSITIVE_FLOATS[key][1]})")
         elif key == "betas":
             if (not isinstance(value, (list, tuple)) or len(value) != 2
                     or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in value)):

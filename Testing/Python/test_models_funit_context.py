@@ -144,6 +144,8 @@ def test_default_config_keeps_the_one_channel_generator():
     ({"context_slices": 1.5}, r"context_slices=1\.5: must be an integer"),
     ({"context_step_mm": 0.0}, r"context_step_mm=0\.0: must be in \(0, 10\]"),
     ({"context_step_mm": 20.0}, r"context_step_mm=20\.0: must be in \(0, 10\]"),
+    ({"context_step_mm": -0.1}, r"context_step_mm=-0\.1: must be in \(0, 10\] \(the distance between context slices in mm\)"),
+    ({"context_step_mm": "0.3"}, r"context_step_mm='0\.3': must be in \(0, 10\]"),
 ])
 def test_context_options_are_validated(overrides, message):
     with pytest.raises(InvalidParameterError, match=message):
@@ -393,3 +395,15 @@ def test_context_recipe_is_the_bundled_recipe_with_context():
     differ = {k for k in context["model_config"] if context["model_config"][k] != bundled["model_config"][k]}
     assert differ == {"context_slices"}  # context_step_mm 0.3 is the default
     assert {k for k in context if k != "model_config" and context[k] != bundled[k]} == {"model_overrides"}
+
+
+def test_generator_checks_its_content_channels():
+    torch.manual_seed(0)
+    model = registry.build_model(registry.model_config("funit", "tiny", context_slices=1))
+    g = model.generator
+    code = torch.zeros(1, g.class_encoder[-1].out_channels)
+    with pytest.raises(InvalidParameterError, match=r"takes \(B, 3, H, W\): the MDCT slice and 1 context slice"):
+        g.translate(torch.zeros(1, 1, 32, 32), code)
+    with pytest.raises(InvalidParameterError, match=r"takes \(B, 3, H, W\)"):
+        g(torch.zeros(1, 5, 32, 32), torch.zeros(1, 1, 32, 32))
+    assert g.translate(torch.zeros(1, 3, 32, 32), code).shape == (1, 1, 32, 32)
