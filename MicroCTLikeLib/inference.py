@@ -180,7 +180,8 @@ def translate_slices(generator, slices: np.ndarray, *, device, mode: str = "auto
             raise InvalidParameterError(f"{name} must be an integer >= {low}, got {value!r}")
     first, stop = (0, slices.shape[0]) if z_range is None else (int(z_range[0]), int(z_range[1]))
     if not 0 <= first < stop <= slices.shape[0]:
-        raise InvalidParameterError(f"z_range {z_range} must be (start, stop) with 0 <= start < stop <= {slices.shape[0]}")
+        raise InvalidParameterError(
+            f"z_range {z_range} must be (start, stop) with 0 <= start < stop <= {slices.shape[0]}")
     notes = notes if notes is not None else []
     n_slices = stop - first
     if batch_size is None:

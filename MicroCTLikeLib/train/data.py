@@ -17,10 +17,11 @@ Pipeline per specimen:
 Sampling (:class:`SliceSampler`) is unpaired: the MDCT and micro-CT slices of a batch are
 drawn independently.  A model with context slices (FUNIT ``context_slices``) gets MDCT slabs:
 the drawn slice and its neighbours along the stack (:func:`context_indices`), the same slabs
-the generation engine builds, so training and inference see the same input.  pix2pixHD gets *paired* slices: the micro-CT volume resampled onto
-the physical plane of each (resampled) MDCT slice, using the simulator's known geometry.
-For real scans without a shared frame, the evaluation issue brings SIFT + DTW slice
-pairing; this module then takes those pairs instead.
+the generation engine builds, so training and inference see the same input.  pix2pixHD gets
+*paired* slices: the micro-CT volume resampled onto the physical plane of each (resampled)
+MDCT slice, using the simulator's known geometry.  For real scans without a shared frame,
+the evaluation issue brings SIFT + DTW slice pairing; this module then takes those pairs
+instead.
 
 The split is by specimen, never by slice.  Everything random comes from a per-rank
 ``numpy.random.Generator`` seeded by ``(seed, rank)``; its state is checkpointed.

@@ -9,6 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from MicroCTLikeLib.errors import InvalidParameterError  # noqa: E402
+from MicroCTLikeLib.models import registry  # noqa: E402
 from MicroCTLikeLib.train import data as D  # noqa: E402
 from MicroCTLikeLib.volume import Volume  # noqa: E402
 
@@ -28,10 +30,16 @@ def _code_data():
 
 
 # corner pixels (mdct [0,0], mdct [-1,-1], micro-CT [0,0], micro-CT [-1,-1]) of two batches, main at e577081
-_MAIN_UNPAIRED = [[[9156.0, 5648.0, 9736.0], [8211.0, 6623.0, 10711.0], [69660.5, 22040.5, 91347.5], [70605.5, 23015.5, 90372.5]],
-                  [[75032.0, 69903.0, 94755.0], [76007.0, 70848.0, 95700.0], [14575.5, 67535.5, 22739.5], [13600.5, 66560.5, 21764.5]]]
-_MAIN_PAIRED = [[[9156.0, 69660.0, 5648.0], [8211.0, 70605.0, 6623.0], [9156.25, 69660.25, 5648.25], [8211.25, 70605.25, 6623.25]],
-                [[22040.0, 9736.0, 91347.0], [23015.0, 10711.0, 90372.0], [22040.25, 9736.25, 91347.25], [23015.25, 10711.25, 90372.25]]]
+_MAIN_UNPAIRED = [
+    [[9156.0, 5648.0, 9736.0], [8211.0, 6623.0, 10711.0],
+     [69660.5, 22040.5, 91347.5], [70605.5, 23015.5, 90372.5]],
+    [[75032.0, 69903.0, 94755.0], [76007.0, 70848.0, 95700.0],
+     [14575.5, 67535.5, 22739.5], [13600.5, 66560.5, 21764.5]]]
+_MAIN_PAIRED = [
+    [[9156.0, 69660.0, 5648.0], [8211.0, 70605.0, 6623.0],
+     [9156.25, 69660.25, 5648.25], [8211.25, 70605.25, 6623.25]],
+    [[22040.0, 9736.0, 91347.0], [23015.0, 10711.0, 90372.0],
+     [22040.25, 9736.25, 91347.25], [23015.25, 10711.25, 90372.25]]]
 
 
 @pytest.mark.parametrize("paired, expected", [(False, _MAIN_UNPAIRED), (True, _MAIN_PAIRED)])
@@ -75,10 +83,6 @@ def test_bundled_generator_generates_as_before(one_torch_thread):
 
 
 # ---------------------------------------------------------------------------- model
-from MicroCTLikeLib.errors import InvalidParameterError  # noqa: E402
-from MicroCTLikeLib.models import registry  # noqa: E402
-
-
 def _batch(channels, n=2, size=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     return {"mdct": torch.rand(n, channels, size, size, generator=g) * 2 - 1,
