@@ -8,6 +8,12 @@ Slices go through the EMA generator (with FUNIT's stored micro-CT class code) on
 at a time. A whole slice is the default; when it does not fit (CUDA out-of-memory) or when
 asked, slices are cut into tiles whose normalisation statistics come from the whole slice
 (:mod:`MicroCTLikeLib.tiling`), so tiling changes nothing a reader sees.
+
+A generator trained with context slices (FUNIT ``context_slices = N`` in the checkpoint's
+model config) gets, for each slice, the slab of the slices ``context_step_mm`` apart around
+it, built batch by batch from the in-plane-resampled MDCT with the training sampler's rule
+(:func:`MicroCTLikeLib.train.data.context_indices`); checkpoints without the option
+translate one slice at a time as before.
 """
 
 from __future__ import annotations
@@ -114,27 +120,52 @@ def parse_region(text: Optional[str]) -> Region:
 
 # ---------------------------------------------------------------------- the slice loop
 def _pad_to_multiple(batch: np.ndarray, multiple: int) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """Pad the last two axes of (N, H, W) or (N, C, H, W) at the bottom/right to a multiple."""
     height, width = batch.shape[-2:]
     pad_h = (-height) % multiple
     pad_w = (-width) % multiple
     if pad_h or pad_w:
         mode = "reflect" if min(height, width) > max(pad_h, pad_w) else "edge"
-        batch = np.pad(batch, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
+        batch = np.pad(batch, ((0, 0),) * (batch.ndim - 2) + ((0, pad_h), (0, pad_w)), mode=mode)
     return batch, (height, width)
+
+
+def context_options(metadata: Mapping[str, Any]) -> Tuple[int, float]:
+    """``(context_slices, context_step_mm)`` of a checkpoint's model config; (0, 0.3) without them."""
+    config = (metadata.get("model") or {}).get("config") or {}
+    try:
+        n = config.get("context_slices", 0)
+        step_mm = float(config.get("context_step_mm", 0.3))
+    except (TypeError, ValueError):
+        n, step_mm = None, None
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0 or step_mm is None:
+        raise InvalidParameterError(
+            f"the checkpoint's context_slices {config.get('context_slices')!r} / context_step_mm "
+            f"{config.get('context_step_mm')!r} are not an integer >= 0 and a distance in mm")
+    return int(n), step_mm
 
 
 def translate_slices(generator, slices: np.ndarray, *, device, mode: str = "auto", batch_size: Optional[int] = None,
                      tile_core_px: int = 256, tile_halo_px: int = 128, progress=None, cancel=None,
-                     notes: Optional[list] = None, autocast_dtype=None) -> Tuple[np.ndarray, str]:
+                     notes: Optional[list] = None, autocast_dtype=None, context_slices: int = 0,
+                     context_step_slices: int = 1,
+                     z_range: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, str]:
     """Translate (N, H, W) normalised slices; returns (N, H, W) float32 and the mode used.
 
     ``mode``: ``whole`` (whole slices), ``tiles`` (exact tiles, see :mod:`tiling`) or
     ``auto`` (whole slices; on CUDA out-of-memory halve the batch, then switch to tiles,
     then halve the tiles, noting each step in ``notes``).
+
+    ``context_slices`` N > 0 feeds the generator (B, 2N+1, H, W) slabs: slice z with the
+    slices ``z + j * context_step_slices``, ``j = -N..N``, clamped to the stack
+    (:func:`MicroCTLikeLib.train.data.context_indices`, the training sampler's rule); each
+    batch's slabs are built when it runs. ``z_range = (start, stop)`` translates only those
+    slices (the output has ``stop - start``); the others still serve as context.
     """
     import torch
 
     from .tiling import translate_tiled
+    from .train.data import context_indices
 
     if mode not in ("auto", "whole", "tiles"):
         raise InvalidParameterError(f"unknown mode {mode!r}; use auto, whole or tiles")
@@ -144,21 +175,34 @@ def translate_slices(generator, slices: np.ndarray, *, device, mode: str = "auto
     for name, value, low in (("tile_core_px", tile_core_px, SIZE_MULTIPLE), ("tile_halo_px", tile_halo_px, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= 8192:
             raise InvalidParameterError(f"{name} must be an integer in {low}..8192, got {value!r}")
+    for name, value, low in (("context_slices", context_slices, 0), ("context_step_slices", context_step_slices, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise InvalidParameterError(f"{name} must be an integer >= {low}, got {value!r}")
+    first, stop = (0, slices.shape[0]) if z_range is None else (int(z_range[0]), int(z_range[1]))
+    if not 0 <= first < stop <= slices.shape[0]:
+        raise InvalidParameterError(
+            f"z_range {z_range} must be (start, stop) with 0 <= start < stop <= {slices.shape[0]}")
     notes = notes if notes is not None else []
-    n_slices = slices.shape[0]
+    n_slices = stop - first
     if batch_size is None:
         batch_size = 8 if device.type == "cuda" else 1
     current_mode = "tiles" if mode == "tiles" else "whole"
-    output = np.empty(slices.shape, dtype=np.float32)
+    output = np.empty((n_slices,) + slices.shape[1:], dtype=np.float32)
     done = 0
     report_progress(progress, 0, n_slices, "slices")
     while done < n_slices:
         raise_if_cancelled(cancel, "generation")
         count = min(batch_size, n_slices - done) if current_mode == "whole" else 1
-        padded, (height, width) = _pad_to_multiple(slices[done:done + count], SIZE_MULTIPLE)
+        if context_slices:  # (count, 2N+1, H, W): only this batch's slabs are copied
+            rows = context_indices(np.arange(first + done, first + done + count), slices.shape[0],
+                                   context_slices=int(context_slices), step_slices=int(context_step_slices))
+            padded, (height, width) = _pad_to_multiple(slices[rows], SIZE_MULTIPLE)
+        else:
+            padded, (height, width) = _pad_to_multiple(slices[first + done:first + done + count], SIZE_MULTIPLE)
+            padded = padded[:, None]
         try:
             with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                x = torch.from_numpy(np.ascontiguousarray(padded[:, None], dtype=np.float32)).to(device)
+                x = torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32)).to(device)
                 if current_mode == "whole":
                     y = generator(x)
                 else:
@@ -204,10 +248,14 @@ def generate_volume(mdct: Volume, generator, metadata: Mapping[str, Any], *, reg
         Clinical CT in HU (any spacing and direction; slices are the volume's k planes).
     generator : torch.nn.Module
         ``forward((B,1,H,W) in [-1,1]) -> (B,1,H,W) in [-1,1]``, e.g. from
-        :func:`MicroCTLikeLib.train.checkpoint.load_inference_model` (already on ``device``).
+        :func:`MicroCTLikeLib.train.checkpoint.load_inference_model` (already on ``device``);
+        with context slices ``forward((B,2N+1,H,W))``.
     metadata : mapping
         Checkpoint metadata with ``normalisation`` = {``target_spacing_mm``,
-        ``mdct_window_hu``, ``microct_window``}.
+        ``mdct_window_hu``, ``microct_window``}. ``model.config`` may hold
+        ``context_slices`` (N) and ``context_step_mm``: each slice is then translated with
+        the slices ``k = max(1, round(context_step_mm / slice spacing))`` apart around it
+        (clamped at the volume's ends; a region also takes its context from outside itself).
     region : None, "whole", "standard-vois" or (min_lps_mm, max_lps_mm)
         Part of the MDCT to generate; the output covers only that part.
     device : "auto", "cpu", "cuda" or torch.device
@@ -226,7 +274,7 @@ def generate_volume(mdct: Volume, generator, metadata: Mapping[str, Any], *, reg
     """
     import torch
 
-    from .train.data import denormalise, normalise, resample_inplane
+    from .train.data import context_step_slices, denormalise, normalise, resample_inplane
 
     validate_voxels(mdct, "MDCT volume")
     norm = metadata.get("normalisation") or {}
@@ -243,21 +291,32 @@ def generate_volume(mdct: Volume, generator, metadata: Mapping[str, Any], *, reg
         if autocast_dtype is None:
             raise InvalidParameterError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
 
+    context_slices, context_step_mm = context_options(metadata)
+    step_slices = context_step_slices(context_step_mm, mdct.spacing_xyz_mm[2]) if context_slices else 1
     slices, region_info = region_slices(mdct, region)
     from .voi import crop_volume
 
+    z_range = None
+    if region_info and context_slices:  # the region's first and last slices see real neighbours too
+        reach = context_slices * step_slices
+        low, high = max(0, slices[0].start - reach), min(mdct.shape_zyx[0], slices[0].stop + reach)
+        z_range = (slices[0].start - low, slices[0].stop - low)
+        slices = (slice(low, high),) + tuple(slices[1:])
     source = crop_volume(mdct, slices) if region_info else mdct
     resampled = resample_inplane(source, target_spacing_mm, default_value=-1000.0)
     import SimpleITK as sitk
 
     grid = Volume.from_sitk(resampled, source="resampled MDCT")
+    if z_range is not None:
+        grid = crop_volume(grid, (slice(*z_range), slice(None), slice(None)))
     hu = sitk.GetArrayViewFromImage(resampled)
     notes: list = []
     start = time.perf_counter()
     translated, used_mode = translate_slices(
         generator, normalise(hu, mdct_window), device=torch_device, mode=mode, batch_size=batch_size,
         tile_core_px=tile_core_px, tile_halo_px=tile_halo_px, progress=progress, cancel=cancel, notes=notes,
-        autocast_dtype=autocast_dtype,
+        autocast_dtype=autocast_dtype, context_slices=context_slices, context_step_slices=step_slices,
+        z_range=z_range,
     )
     seconds = time.perf_counter() - start
     output = grid.with_array(

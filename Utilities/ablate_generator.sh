@@ -9,6 +9,7 @@
 #   bundled     + paired L1 = configs/bundled_funit_cpu.yaml (its run's checkpoint at STEPS is used)
 #   spectrum          bundled + radial log power spectrum term (spectrum_w 1)
 #   spectrum_lowpass  spectrum + paired L1 on the MDCT's band (paired_sigma_px 2.5)
+#   context           bundled + 2.5-D input, 2 slices each side 0.3 mm apart = configs/bundled_funit_cpu_context.yaml
 # Needs the cohorts of Utilities/train_bundled_model.sh. Results: $RUNS/ablation/<variant>.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +26,9 @@ declare -A OPTIONS=(
   [no_norm]="$off --set model_overrides.gen_norm=none"
   [spectrum]="--set model_overrides.spectrum_w=1.0"
   [spectrum_lowpass]="--set model_overrides.spectrum_w=1.0 --set model_overrides.paired_sigma_px=2.5"
+  [context]="--set model_overrides.context_slices=2 --set model_overrides.context_step_mm=0.3"
 )
-for variant in ${VARIANTS:-reference forward skip no_norm spectrum spectrum_lowpass}; do
+for variant in ${VARIANTS:-reference forward skip no_norm spectrum spectrum_lowpass context}; do
   run="$RUNS/ablation/$variant"
   if [ ! -f "$run/checkpoints/step_$(printf %07d "$STEPS").pt" ]; then
     # shellcheck disable=SC2086

@@ -24,11 +24,13 @@ VARIANTS = (
     ("bundled_4000", "the bundled recipe, same run (shipped 2026-12-01)"),
     ("spectrum", "bundled recipe + spectrum term (spectrum_w 1)"),
     ("spectrum_lowpass", "bundled recipe + spectrum term + paired L1 low-passed to the MDCT's band (paired_sigma_px 2.5)"),
+    ("context", "bundled recipe + 2.5-D input: 2 context slices on each side, 0.3 mm apart (context_slices 2)"),
 )
 #: variants of Utilities/ablate_generator.sh whose rows are absent until they are run
 NOT_RUN_NOTE = ("Variants without a row have not been run (CPU time): "
-                "'+ forward NCC' alone and '+ forward NCC + level skip' without the paired term; "
-                "`VARIANTS=\"forward skip\" bash Utilities/ablate_generator.sh` adds them.")
+                "'+ forward NCC' alone, '+ forward NCC + level skip' without the paired term and the "
+                "2.5-D input (`context`); `VARIANTS=\"forward skip context\" bash Utilities/ablate_generator.sh` "
+                "adds them.")
 
 
 def _agreement_rows(summary, key, labels):

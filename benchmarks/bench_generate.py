@@ -48,6 +48,8 @@ def _generator(model_path, device):
 
 
 def _time(generator, slices, device, repeats, **kwargs):
+    # a generator with context slices (FUNIT context_slices) gets its slabs; 3 slices = 0.3 mm at 0.1 mm
+    kwargs.update(context_slices=int(getattr(generator, "context_slices", 0)), context_step_slices=3)
     translate_slices(generator, slices[:1], device=device, **kwargs)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()

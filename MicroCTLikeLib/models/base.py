@@ -23,7 +23,8 @@ Interface (the trainer in :mod:`MicroCTLikeLib.train` is written against exactly
 Contract details
 ----------------
 * ``batch`` is ``{"mdct": (B,1,H,W), "microct": (B,1,H,W)}``, float in [-1, 1], both of the
-  same shape (unpaired models: independent slices; pix2pixhd: aligned pairs). Tensors on
+  same shape (unpaired models: independent slices; pix2pixhd: aligned pairs); FUNIT with
+  ``context_slices = N`` takes ``"mdct"`` slabs (B,2N+1,H,W) (``model.mdct_channels``). Tensors on
   another device than the model are moved to it. H and W must be multiples of
   ``model.size_multiple`` and at least ``model.min_crop_px``.
 * ``training_step(batch, step)`` performs the whole update of one iteration (discriminator
@@ -89,6 +90,8 @@ class TranslationModel(nn.Module):
         self.size_multiple = 1
         self.min_crop_px = 1
         self.in_channels = int(self.config.get("in_channels", 1))
+        #: channels of a batch's "mdct" (FUNIT with context slices: the slab of 2N+1 slices)
+        self.mdct_channels = self.in_channels
         self._wrapped: dict[str, nn.Module] = {}
         self._scalers: dict = {}
         self._scaler_states: dict = {}
@@ -186,18 +189,18 @@ class TranslationModel(nn.Module):
         if not isinstance(batch, dict) or "mdct" not in batch or "microct" not in batch:
             raise InvalidParameterError("batch must be a dict with tensors 'mdct' and 'microct'")
         out = []
-        for key in ("mdct", "microct"):
+        for key, channels in (("mdct", self.mdct_channels), ("microct", self.in_channels)):
             x = batch[key]
-            if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != self.in_channels:
+            if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != channels:
                 raise InvalidParameterError(
-                    f"batch[{key!r}] must be a tensor (B, {self.in_channels}, H, W); got "
+                    f"batch[{key!r}] must be a tensor (B, {channels}, H, W); got "
                     f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
             out.append(x.to(self.device, dtype=torch.float32, non_blocking=True))
         mdct, microct = out
-        if mdct.shape != microct.shape:
+        if (mdct.shape[0],) + mdct.shape[2:] != (microct.shape[0],) + microct.shape[2:]:
             raise InvalidParameterError(
                 f"batch['mdct'] {tuple(mdct.shape)} and batch['microct'] {tuple(microct.shape)} "
-                "must have the same shape (same batch size and crop)")
+                "must have the same shape apart from channels (same batch size and crop)")
         check_image_size(mdct.shape[-2:], self.size_multiple, self.min_crop_px, self.name)
         return mdct, microct
 
@@ -286,8 +289,9 @@ class PaddedGenerator(nn.Module):
         return self.generator(x)[..., :h, :w]
 
 
-def check_input(x: torch.Tensor) -> None:
-    if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != 1:
+def check_input(x: torch.Tensor, *, channels: int = 1) -> None:
+    """Raise InvalidParameterError unless ``x`` is a tensor (B, channels, H, W)."""
+    if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != channels:
         raise InvalidParameterError(
-            f"the generator takes a tensor (B, 1, H, W); got "
+            f"the generator takes a tensor (B, {channels}, H, W); got "
             f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")

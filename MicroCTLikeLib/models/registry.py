@@ -38,9 +38,12 @@ _DEFAULTS = {
         "gan_w": 1.0, "r1_w": 10.0, "rec_w": 0.1, "fm_w": 1.0, "ema_beta": 0.999,
         # our extensions, all off by default (the reference FUNIT; see models/funit.py):
         # forward-model consistency, level-preserving normalisation, paired L1 term (at full
-        # resolution, or low-passed to the band the MDCT resolves), texture-scale spectrum term
+        # resolution, or low-passed to the band the MDCT resolves), texture-scale spectrum term,
+        # 2.5-D input: the content encoder also sees context_slices MDCT slices on each side,
+        # context_step_mm apart
         "forward_w": 0.0, "forward_sigma_px": 2.5, "gen_norm": "instance",
         "gen_level_skip": False, "paired_w": 0.0, "paired_sigma_px": 0.0, "spectrum_w": 0.0,
+        "context_slices": 0, "context_step_mm": 0.3,
         "suggested_crop_px": 128, "suggested_batch_size": 64,
     },
     "cyclegan": {
@@ -84,6 +87,12 @@ _PRESET_CHANGES = {
 
 #: string hyper-parameters and their allowed values
 _CHOICES = {"gen_norm": ("instance", "none")}
+#: most FUNIT context slices on each side of the translated one (the content encoder sees 2N+1)
+MAX_CONTEXT_SLICES = 8
+#: integer hyper-parameters whose range is not ">= 1": inclusive (low, high), high None = no limit
+_INT_RANGES = {"context_slices": (0, MAX_CONTEXT_SLICES)}
+#: float hyper-parameters that must lie in (0, high] (mm), with what they are
+_POSITIVE_FLOATS = {"context_step_mm": (10.0, "the distance between context slices in mm")}
 
 _CLASSES = {
     "funit": ("funit", "FUNITModel"),
@@ -113,11 +122,16 @@ def _validate(name: str, config: dict, defaults: dict) -> None:
         elif isinstance(default, int):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 bad(key, "must be an integer")
-            low = 0 if ("_n_res" in key or key.endswith("_n_down")) else 1
+            low, high = _INT_RANGES.get(key, (0 if ("_n_res" in key or key.endswith("_n_down")) else 1, None))
+            if high is not None and not low <= value <= high:
+                bad(key, f"must be an integer in {low}..{high}")
             if value < low:
                 bad(key, f"must be >= {low}")
         elif isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+            finite = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+            if key in _POSITIVE_FLOATS and not (finite and 0 < value <= _POSITIVE_FLOATS[key][0]):
+                bad(key, f"must be in (0, {_POSITIVE_FLOATS[key][0]:g}] ({_POSITIVE_FLOATS[key][1]})")
+            if not finite or value < 0:
                 bad(key, "must be a finite number >= 0")
             if key.startswith("lr") and value <= 0:
                 bad(key, "a learning rate must be > 0")

@@ -15,10 +15,13 @@ Pipeline per specimen:
 3. Bone masks (thresholds) so that most crops are centred on bone.
 
 Sampling (:class:`SliceSampler`) is unpaired: the MDCT and micro-CT slices of a batch are
-drawn independently.  pix2pixHD gets *paired* slices: the micro-CT volume resampled onto
-the physical plane of each (resampled) MDCT slice, using the simulator's known geometry.
-For real scans without a shared frame, the evaluation issue brings SIFT + DTW slice
-pairing; this module then takes those pairs instead.
+drawn independently.  A model with context slices (FUNIT ``context_slices``) gets MDCT slabs:
+the drawn slice and its neighbours along the stack (:func:`context_indices`), the same slabs
+the generation engine builds, so training and inference see the same input.  pix2pixHD gets
+*paired* slices: the micro-CT volume resampled onto the physical plane of each (resampled)
+MDCT slice, using the simulator's known geometry.  For real scans without a shared frame,
+the evaluation issue brings SIFT + DTW slice pairing; this module then takes those pairs
+instead.
 
 The split is by specimen, never by slice.  Everything random comes from a per-rank
 ``numpy.random.Generator`` seeded by ``(seed, rank)``; its state is checkpointed.
@@ -261,6 +264,8 @@ class TrainingData:
     mdct_window_hu: Tuple[float, float]
     microct_window: Tuple[float, float]
     target_spacing_mm: float
+    #: per case, the MDCT's slice spacing along its stack in mm (for context slabs)
+    mdct_slice_spacing_mm: Optional[List[float]] = None
 
     def summary(self) -> Dict[str, Any]:
         """JSON-serialisable description stored in checkpoints (training data summary)."""
@@ -290,6 +295,70 @@ def _mask(bone: np.ndarray) -> np.ndarray:
 def microct_slice_step(spacing_z_mm: float, target_spacing_mm: float) -> int:
     """Keep every n-th micro-CT slice so slices lie about ``target_spacing_mm`` apart."""
     return max(1, int(round(target_spacing_mm / spacing_z_mm)))
+
+
+def context_step_slices(context_step_mm: float, slice_spacing_mm: float) -> int:
+    """Slices between two context slices: ``k = max(1, round(context_step_mm / slice_spacing_mm))``.
+
+    Parameters
+    ----------
+    context_step_mm : float
+        Wanted distance between context slices in mm (> 0).
+    slice_spacing_mm : float
+        Distance between the volume's slices along its stack in mm (> 0).
+
+    Returns
+    -------
+    int
+        ``k >= 1``. Training (:class:`SliceSampler`) and generation
+        (:func:`MicroCTLikeLib.inference.generate_volume`) both use this rule.
+
+    Examples
+    --------
+    >>> context_step_slices(0.3, 0.1)
+    3
+    """
+    for name, value in (("context_step_mm", context_step_mm), ("slice_spacing_mm", slice_spacing_mm)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(value) or value <= 0:
+            raise InvalidParameterError(f"{name} must be a finite number > 0 (mm), got {value!r}")
+    return max(1, int(round(float(context_step_mm) / float(slice_spacing_mm))))
+
+
+def context_indices(z, n_slices: int, *, context_slices: int, step_slices: int) -> np.ndarray:
+    """Slice indices of the context slab around slice(s) ``z``: ``z + j * k``, ``j = -N..N``.
+
+    Indices outside the stack are clamped to its ends (the edge slice repeats).
+
+    Parameters
+    ----------
+    z : int or array of int
+        Translated slice index (indices) in ``0..n_slices - 1``.
+    n_slices : int
+        Slices in the stack.
+    context_slices : int
+        N, context slices on each side (>= 0).
+    step_slices : int
+        k, slices between context slices (>= 1; see :func:`context_step_slices`).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, shape ``z.shape + (2N+1,)``, lowest slice first; the centre is ``z``.
+
+    Examples
+    --------
+    >>> context_indices(1, 10, context_slices=2, step_slices=3).tolist()
+    [0, 0, 1, 4, 7]
+    """
+    if isinstance(context_slices, bool) or not isinstance(context_slices, (int, np.integer)) or context_slices < 0:
+        raise InvalidParameterError(f"context_slices must be an integer >= 0, got {context_slices!r}")
+    if isinstance(step_slices, bool) or not isinstance(step_slices, (int, np.integer)) or step_slices < 1:
+        raise InvalidParameterError(f"step_slices must be an integer >= 1, got {step_slices!r}")
+    if n_slices < 1:
+        raise InvalidParameterError(f"a stack of {n_slices} slices has no context")
+    offsets = np.arange(-context_slices, context_slices + 1, dtype=np.int64) * int(step_slices)
+    return np.clip(np.asarray(z, dtype=np.int64)[..., None] + offsets, 0, int(n_slices) - 1)
 
 
 def load_training_data(
@@ -331,7 +400,7 @@ def load_training_data(
     mdct_window = tuple(float(v) for v in config["mdct_window_hu"])
     mdct_threshold = float(config["mdct_bone_threshold_hu"])
 
-    mdct_images, mdct_masks, micro_raw, paired_raw = [], [], [], []
+    mdct_images, mdct_masks, micro_raw, paired_raw, mdct_spacing_z = [], [], [], [], []
     percentiles = []
     total = len(cases)
     for n, case in enumerate(cases):
@@ -343,6 +412,7 @@ def load_training_data(
         mdct_hu = sitk.GetArrayFromImage(mdct_image)
         mdct_images.append(_pad_to(normalise(mdct_hu, mdct_window), crop).astype(cache_dtype))
         mdct_masks.append(_mask(_pad_to(np.where(mdct_hu > mdct_threshold, 1.0, -1.0).astype(np.float32), crop) > 0))
+        mdct_spacing_z.append(float(mdct_image.GetSpacing()[2]))
         step = microct_slice_step(microct.spacing_xyz_mm[2], spacing)
         thinned = Volume(
             microct.array[::step],
@@ -388,6 +458,7 @@ def load_training_data(
         mdct_window_hu=mdct_window,
         microct_window=micro_window,
         target_spacing_mm=spacing,
+        mdct_slice_spacing_mm=mdct_spacing_z,
     )
 
 
@@ -422,6 +493,14 @@ class SliceSampler:
         Probability that a crop is centred on a bone-mask pixel.
     flip : bool
         Random left-right and up-down flips.
+    context_slices : int
+        N: with N > 0 each MDCT crop is a slab (2N+1, C, C) of the same case's slices
+        :func:`context_indices` (``z + j * k``, clamped at the stack's ends) cropped at the
+        same place with the same flips; the micro-CT stays one slice. 0 (default): one
+        slice, and exactly the random numbers and crops of a sampler without the option.
+    context_step_mm : float
+        Distance between context slices in mm; ``k`` per case from that case's MDCT slice
+        spacing (:func:`context_step_slices`, ``data.mdct_slice_spacing_mm``).
     """
 
     def __init__(
@@ -436,9 +515,22 @@ class SliceSampler:
         paired: bool = False,
         bone_crop_fraction: float = 0.9,
         flip: bool = True,
+        context_slices: int = 0,
+        context_step_mm: float = 0.3,
     ) -> None:
         if paired and data.paired_microct is None:
             raise InvalidParameterError("paired sampling needs data loaded with paired=True")
+        if isinstance(context_slices, bool) or not isinstance(context_slices, (int, np.integer)) or context_slices < 0:
+            raise InvalidParameterError(f"context_slices must be an integer >= 0, got {context_slices!r}")
+        self.context_slices = int(context_slices)
+        self.context_steps: Optional[List[int]] = None  # k per case
+        if self.context_slices:
+            spacings = data.mdct_slice_spacing_mm
+            if spacings is None or len(spacings) != len(data.mdct.images):
+                raise InvalidParameterError(
+                    "context slices need each case's MDCT slice spacing (data.mdct_slice_spacing_mm); "
+                    "load the data with load_training_data")
+            self.context_steps = [context_step_slices(context_step_mm, spacing) for spacing in spacings]
         self.data = data
         self.batch_size = int(batch_size)
         self.crop_px = int(crop_px)
@@ -468,11 +560,14 @@ class SliceSampler:
                 return row * MASK_STRIDE, col * MASK_STRIDE  # the mask pixel itself: bone
         return int(rng.integers(height)), int(rng.integers(width))
 
-    def _crop(self, image: np.ndarray, centre: Tuple[int, int]) -> np.ndarray:
+    def _crop(self, image: np.ndarray, centre: Tuple[int, int], slices: Optional[np.ndarray] = None) -> np.ndarray:
+        """The crop of a slice (H, W) -> (C, C), or of ``slices`` of a stack (n, H, W) -> (len, C, C)."""
         c = self.crop_px
-        top = int(np.clip(centre[0] - c // 2, 0, image.shape[0] - c))
-        left = int(np.clip(centre[1] - c // 2, 0, image.shape[1] - c))
-        return image[top : top + c, left : left + c]
+        top = int(np.clip(centre[0] - c // 2, 0, image.shape[-2] - c))
+        left = int(np.clip(centre[1] - c // 2, 0, image.shape[-1] - c))
+        if slices is None:
+            return image[top : top + c, left : left + c]
+        return image[slices, top : top + c, left : left + c]
 
     def _flips(self, rng) -> Tuple[bool, bool]:
         if not self.flip:
@@ -481,29 +576,39 @@ class SliceSampler:
 
     @staticmethod
     def _apply(crop: np.ndarray, flips: Tuple[bool, bool]) -> np.ndarray:
+        """Flip the last two axes (left-right, up-down) of a crop or a slab of crops."""
         if flips[0]:
-            crop = crop[:, ::-1]
+            crop = crop[..., :, ::-1]
         if flips[1]:
-            crop = crop[::-1, :]
+            crop = crop[..., ::-1, :]
         return crop
 
-    def _draw(self, rng, stack: SliceStack, shard: np.ndarray, partner: Optional[List[np.ndarray]] = None):
+    def _draw(self, rng, stack: SliceStack, shard: np.ndarray, partner: Optional[List[np.ndarray]] = None,
+              *, context: bool = False):
         case, z = shard[int(rng.integers(len(shard)))]
         image = stack.images[case][z]
         centre = self._centre(rng, stack.masks[case][z], image.shape[0], image.shape[1])
         flips = self._flips(rng)
-        crop = self._apply(self._crop(image, centre), flips)
+        if context and self.context_slices:  # the slab around z: same place, same flips
+            slices = context_indices(z, stack.images[case].shape[0], context_slices=self.context_slices,
+                                     step_slices=self.context_steps[case])
+            crop = self._apply(self._crop(stack.images[case], centre, slices), flips)
+        else:
+            crop = self._apply(self._crop(image, centre), flips)
         other = None if partner is None else self._apply(self._crop(partner[case][z], centre), flips)
         return crop, other
 
     def next_batch(self) -> Dict[str, np.ndarray]:
-        """One batch ``{"mdct": (B,1,C,C), "microct": (B,1,C,C)}`` float32 in [-1, 1]."""
+        """One batch ``{"mdct": (B,1,C,C), "microct": (B,1,C,C)}`` float32 in [-1, 1].
+
+        With context slices ``"mdct"`` is (B, 2N+1, C, C), the translated slice in the centre.
+        """
         mdct, micro = [], []
         for _ in range(self.batch_size):
             if self.paired:
-                a, b = self._draw(self.rng, self.data.mdct, self.mdct_shard, self.data.paired_microct)
+                a, b = self._draw(self.rng, self.data.mdct, self.mdct_shard, self.data.paired_microct, context=True)
             else:
-                a, _ = self._draw(self.rng, self.data.mdct, self.mdct_shard)
+                a, _ = self._draw(self.rng, self.data.mdct, self.mdct_shard, context=True)
                 b, _ = self._draw(self.rng, self.data.microct, self.microct_shard)
             mdct.append(a)
             micro.append(b)
@@ -519,9 +624,9 @@ class SliceSampler:
         mdct, micro = [], []
         for _ in range(n):
             if self.paired:
-                a, b = self._draw(rng, self.data.mdct, self.mdct_shard, self.data.paired_microct)
+                a, b = self._draw(rng, self.data.mdct, self.mdct_shard, self.data.paired_microct, context=True)
             else:
-                a, _ = self._draw(rng, self.data.mdct, self.mdct_shard)
+                a, _ = self._draw(rng, self.data.mdct, self.mdct_shard, context=True)
                 b, _ = self._draw(rng, self.data.microct, self.microct_shard)
             mdct.append(a)
             micro.append(b)
@@ -529,7 +634,9 @@ class SliceSampler:
 
 
 def _stack(crops: List[np.ndarray]) -> np.ndarray:
-    return np.stack(crops).astype(np.float32)[:, None]
+    """Crops (C, C) -> (B, 1, C, C); slabs (2N+1, C, C) -> (B, 2N+1, C, C); float32."""
+    batch = np.stack(crops).astype(np.float32)
+    return batch[:, None] if batch.ndim == 3 else batch
 
 
 def _stringify(state: Any) -> Any:

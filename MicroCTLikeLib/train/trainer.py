@@ -154,6 +154,12 @@ def _generate(model, mdct, autocast_dtype):
         generator.train(was_training)
 
 
+def _centre_slice(mdct):
+    """(B, 1, H, W) of an MDCT batch: the translated slice of a context slab (B, 2N+1, H, W)."""
+    middle = mdct.shape[1] // 2
+    return mdct[:, middle:middle + 1]
+
+
 def _update_class_code(model, microct) -> None:
     import torch
 
@@ -285,6 +291,9 @@ def _train(config, payload, info, device, run_dir, progress, cancel, registry, s
         paired=model_paired,
         bone_crop_fraction=float(config["bone_crop_fraction"]),
         flip=bool(config["flip"]),
+        # FUNIT's 2.5-D input: MDCT slabs of 2N+1 slices (other models have no such option)
+        context_slices=int(model.config.get("context_slices", 0)),
+        context_step_mm=float(model.config.get("context_step_mm", 0.3)),
     )
     step = 0
     if payload is not None:
@@ -368,7 +377,7 @@ def _train(config, payload, info, device, run_dir, progress, cancel, registry, s
                     translated = _generate(model, fixed["mdct"][:SAMPLE_COUNT], autocast_dtype)
                     write_sample_png(
                         run_dir / "samples" / f"step_{step:07d}.png",
-                        fixed["mdct"][:SAMPLE_COUNT].float().cpu().numpy(),
+                        _centre_slice(fixed["mdct"][:SAMPLE_COUNT]).float().cpu().numpy(),
                         translated.cpu().numpy(),
                         fixed["microct"][:SAMPLE_COUNT].float().cpu().numpy(),
                     )

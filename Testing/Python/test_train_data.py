@@ -176,3 +176,20 @@ def test_paired_sampler_crops_same_place(loaded):
     fixed = sampler.fixed_batch(4, seed=0)
     np.testing.assert_array_equal(fixed["mdct"], sampler.fixed_batch(4, seed=0)["mdct"])
     assert sampler.batches_drawn == 1  # fixed batches leave the training stream alone
+
+
+def test_context_slabs_of_loaded_data(loaded):
+    """The loader records each case's MDCT slice spacing; 0.3 mm context at 0.1 mm -> every 3rd slice."""
+    assert loaded.mdct_slice_spacing_mm == pytest.approx([0.1, 0.1])
+    sampler = D.SliceSampler(loaded, batch_size=6, crop_px=32, seed=5, context_slices=1, context_step_mm=0.3, flip=False)
+    batch = sampler.next_batch()
+    assert batch["mdct"].shape == (6, 3, 32, 32) and batch["microct"].shape == (6, 1, 32, 32)
+    for slab in batch["mdct"]:  # find the slice and place of the centre, check the neighbours
+        hits = [(c, z, top, left) for c, stack in enumerate(loaded.mdct.images) for z in range(stack.shape[0])
+                for top in range(stack.shape[1] - 31) for left in range(stack.shape[2] - 31)
+                if np.array_equal(stack[z, top:top + 32, left:left + 32], slab[1])]
+        assert hits
+        c, z, top, left = hits[0]
+        stack = loaded.mdct.images[c]
+        for j, zz in zip((0, 2), (max(z - 3, 0), min(z + 3, stack.shape[0] - 1))):
+            np.testing.assert_array_equal(slab[j], stack[zz, top:top + 32, left:left + 32])
