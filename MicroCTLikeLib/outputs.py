@@ -105,8 +105,11 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def check_writable_folder(folder: PathLike, *, shown: Optional[PathLike] = None) -> Path:
+def check_writable_folder(folder: PathLike, *, shown: Optional[PathLike] = None, role: str = "this folder") -> Path:
     """Refuse a folder that cannot be written (or created); return its resolved path.
+
+    ``shown`` starts the message (the option and the path the user gave); ``role`` names
+    the folder in it ("this folder", or "its folder DIR" for an output file's folder).
 
     Probes with a real temporary file in the folder (or in its nearest existing ancestor
     when it does not exist yet), so permissions, read-only mounts and full quotas all
@@ -120,7 +123,7 @@ def check_writable_folder(folder: PathLike, *, shown: Optional[PathLike] = None)
             break
         probe_in = probe_in.parent
     if not probe_in.is_dir():
-        raise OutputError(f"{shown}: cannot create this folder ({probe_in} is a file, not a folder); "
+        raise OutputError(f"{shown}: cannot create {role} ({probe_in} is a file, not a folder); "
                           "choose another output path")
     try:
         fd, name = tempfile.mkstemp(prefix=".microctlike-write-test-", dir=probe_in)
@@ -128,7 +131,7 @@ def check_writable_folder(folder: PathLike, *, shown: Optional[PathLike] = None)
         os.unlink(name)
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        where = "folder" if probe_in == folder_path else f"folder cannot be created in {probe_in}, which"
+        where = role if probe_in == folder_path else f"{role} cannot be created in {probe_in}, which"
         raise OutputError(f"{shown}: {where} is not writable ({reason}); choose another output path or fix its "
                           "permissions") from None
     return folder_path
@@ -161,7 +164,8 @@ def check_output_file(path: PathLike, *, force: bool = False, inputs: Sequence[O
         raise OutputError(f"{option} {given}: is a folder; give a file name")
     if out.exists() and not force:
         raise OutputError(f"{option} {given}: exists; pass --force to replace it, or choose another name")
-    check_writable_folder(out.parent, shown=f"{option} {given.parent}")
+    # the message names the file the user gave, then its folder
+    check_writable_folder(out.parent, shown=f"{option} {given}", role=f"its folder {given.parent}")
     return given
 
 

@@ -173,7 +173,9 @@ def test_unwritable_outputs_are_refused_before_any_work(tiny_cohort, mdct, model
     for argv in cases:
         result = run(*argv)
         line = error_line(result)
-        assert "cannot create this folder" in line or "not writable" in line, line
+        assert "cannot create" in line or "not writable" in line, line
+        given = str(argv[argv.index("--out") + 1] if "--out" in argv else argv[argv.index("--maps-out") + 1])
+        assert f" {given}: " in line, line  # the path the user gave, not only its folder
         assert "generating" not in result.stderr and "simulat" not in result.stdout
     assert files(tmp_path) == before
 
