@@ -98,7 +98,7 @@ class SessionApp:
             "has_model": self.model_path is not None,
             "model_name": self.model_path.name if self.model_path else "no --model given",
             "generating": False, "progress": 0, "progress_text": "", "has_output": False, "opacity": 0.5,
-            "has_vois": False, "metrics": [], "metric_columns": METRIC_COLUMNS[:7],
+            "has_vois": False, "metrics": [], "metrics_stale": False, "metric_columns": METRIC_COLUMNS[:7],
             "status": "Choose an MDCT volume to start.", "error": "", "busy": False,
             "max_upload_mb": round(self.max_upload_bytes / 2**20, 1),
         })
@@ -265,9 +265,13 @@ class SessionApp:
             node = self.nodes.pop(ROLE_MICRO, None)
             if node is not None:
                 self.scene.RemoveNode(node)
+        if self._remeasure is not None:
+            self._remeasure.cancel()
+            self._remeasure = None
         with self.state:
             self.state.has_vois = False
             self.state.metrics = []
+            self.state.metrics_stale = False
 
     def place_vois(self) -> None:
         """Find the vertebral body in the MDCT and place the two standard VOIs, then measure."""
@@ -294,15 +298,34 @@ class SessionApp:
         vtkMRMLSliceNode.JumpAllSlices(self.scene, -lps[0], -lps[1], lps[2], vtkMRMLSliceNode.CenteredJumpSlice)
 
     def _on_voi_moved(self, _roi) -> None:
-        """A VOI moves (its cylinder already follows): re-measure once it has been still for a moment."""
+        """A VOI moves (its cylinder already follows): the table is stale; re-measure once it is still a moment.
+
+        As in the Slicer module: the rows stay, marked as describing the VOIs' previous place,
+        until a measurement at the new place replaces them (a VOI dragged partly out of the
+        volume cannot be measured: the error says so and the table stays marked).
+        """
         if self._remeasure is not None:
             self._remeasure.cancel()
-        self._remeasure = asyncio.get_event_loop().call_later(REMEASURE_DELAY_S, self._remeasure_now)
+            self._remeasure = None
+        if self.rows and not self.state.metrics_stale:
+            with self.state:
+                self.state.metrics_stale = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script or a test driving the scene): measure now
+            self._guard(self.measure)
+            return
+        self._remeasure = loop.call_later(REMEASURE_DELAY_S, self._remeasure_now)
 
     def _remeasure_now(self) -> None:
         self._remeasure = None
         with self.state:
             self.state.status = "VOI moved: measuring..."
+        # let the page see the status before the measurement holds the event loop
+        self._remeasure = asyncio.get_running_loop().call_later(0.05, self._measure_after_move)
+
+    def _measure_after_move(self) -> None:
+        self._remeasure = None
         self._guard(self.measure)
 
     def measure(self) -> None:
@@ -328,6 +351,7 @@ class SessionApp:
         self.rows = rows
         with self.state:
             self.state.metrics = [{key: _display_number(row.get(key, "")) for key in METRIC_COLUMNS} for row in rows]
+            self.state.metrics_stale = False
             self.state.status = f"Measured {len(volumes)} volume(s) in {len(self.rois)} VOI(s)."
             self.state.error = ""
 
@@ -505,6 +529,9 @@ class SessionApp:
                         with html.Tr(v_for="row in metrics", key="row.volume + row.voi",
                                      **{"data-volume": ("row.volume",), "data-voi": ("row.voi",)}):
                             html.Td("{{ row[column] }}", v_for="column in metric_columns", key="column")
+                    html.Div("A VOI moved: these numbers are for its previous place until it is measured again.",
+                             id="metrics-stale", classes="text-caption text-warning",
+                             v_show="metrics.length && metrics_stale")
                     with html.Div(classes="d-flex", style="gap: 6px"):
                         v3.VBtn("CSV", id="export-csv", size="small", disabled=("!metrics.length",),
                                 click=f"utils.download('microctlike_metrics.csv', trigger('{csv_trigger}'), 'text/csv')")
