@@ -156,6 +156,10 @@ class SessionApp:
         except (MicroCTLikeError, OSError) as error:
             self._report_error(f"Upload of {Path(name).name!r} failed: {error}")
             return web.json_response({"ok": False, "error": str(error)}, status=400)
+        except Exception as error:  # noqa: BLE001 - as _guard: the page says so, the session keeps serving
+            log.exception("unexpected error in an upload")
+            self._report_error(f"Upload of {Path(name).name!r} failed: unexpected {type(error).__name__}: {error}")
+            return web.json_response({"ok": False, "error": str(error)}, status=500)
 
     # ------------------------------------------------------------------ messages
     def _report_error(self, message: str) -> None:
@@ -189,11 +193,11 @@ class SessionApp:
         for view in self.slicer_app.view_manager.get_slice_views():
             view.set_foreground_opacity(float(self.state.opacity) if like is not None else 0.0)
 
-    def _read_into_node(self, path: Path, role: str, display_name: str):
+    def _read_into_node(self, path: Path, role: str, display_name: str, volume=None):
         from ..mrml import nodes as mrml_nodes
         from ..volume import read_volume
 
-        volume = read_volume(path)
+        volume = read_volume(path) if volume is None else volume
         node = mrml_nodes.node_from_volume(volume, f"{display_name} ({role})", node=self.nodes.get(role),
                                              scene=self.scene)
         if node.GetDisplayNode() is None:
@@ -204,17 +208,24 @@ class SessionApp:
         return node
 
     def load_input(self, path: Path, *, display_name: str) -> None:
-        """Load an MDCT volume (replacing the session's data) and show it in the three views."""
+        """Load an MDCT volume (replacing the session's data) and show it in the three views.
+
+        The file is read first: one that cannot be read (a corrupt upload) is an error and
+        leaves the loaded volumes, VOIs and table as they were.
+        """
+        from ..volume import read_volume
+
         if self.runner is not None:
             raise MicroCTLikeError("a generation is running: cancel it before loading another volume")
         with self.state:
             self.state.busy = True
+        volume = read_volume(path)
         self._clear_results(keep_reference=True)
         for role in (ROLE_MDCT, ROLE_LIKE):
             node = self.nodes.pop(role, None)
             if node is not None:
                 self.scene.RemoveNode(node)
-        self._read_into_node(path, ROLE_MDCT, Path(display_name).name.split(".")[0] or "input")
+        self._read_into_node(path, ROLE_MDCT, Path(display_name).name.split(".")[0] or "input", volume=volume)
         self._show()
         self.slicer_app.display_manager.reset_views()
         with self.state:
@@ -475,9 +486,11 @@ class SessionApp:
         json_trigger = ctrl.trigger_name(self.export_json)
         shot_trigger = ctrl.trigger_name(self.screenshot_png)
         # A function expression: Vue calls it with the change event (an inline statement would not get it).
+        # Vue templates see only a few globals (fetch and window are not among them): trame's
+        # utils.get('window') is the page's window.
         upload_js = (
             "(event) => { const f = event.target.files[0]; if (!f) return;"
-            " fetch('upload?name=' + encodeURIComponent(f.name), {method: 'POST', body: f})"
+            " utils.get('window').fetch('upload?name=' + encodeURIComponent(f.name), {method: 'POST', body: f})"
             f" .catch(e => trigger('{upload_failed}', [String(e)]));"
             " event.target.value = ''; }"
         )

@@ -134,6 +134,20 @@ def test_a_voi_dragged_out_of_the_volume_says_so_and_dragged_back_measures_again
         assert float(after[key]["bv_tv"]) == pytest.approx(float(before[key]["bv_tv"]), abs=2e-4)
 
 
+def test_a_file_that_cannot_be_read_leaves_the_loaded_data_as_it_was(app, tmp_path):
+    """What a corrupt upload does (the upload handler calls load_input): an error, nothing lost."""
+    from MicroCTLikeLib.errors import MicroCTLikeError
+
+    corrupt = tmp_path / "session" / "upload-1.nrrd"
+    corrupt.write_bytes(b"NRRD0004\ntype: short\ndimension: 3\nsizes: 10 10\nencoding: raw\n\n" + b"\x01" * 50)
+    before, rois, mdct = _rows(app), list(app.rois), app.nodes["MDCT"]
+    with pytest.raises(MicroCTLikeError):
+        app.load_input(corrupt, display_name="corrupt.nrrd")
+    assert app.nodes["MDCT"] is mdct and mdct.GetScene() is app.scene
+    assert app.rois == rois and all(roi.GetScene() is app.scene for roi in rois)
+    assert _rows(app) == before and app.state.input_name == "mdct.nrrd"
+
+
 def _slice_view(app, name="Red"):
     for view in app.slicer_app.view_manager.get_slice_views():
         if view._view_node.GetName() == name:
