@@ -504,6 +504,9 @@ class SessionApp:
             with layout.drawer as drawer:
                 drawer.width = 380
                 with html.Div(classes="pa-3 d-flex flex-column", style="gap: 8px"):
+                    # first in the panel: an error must be seen without scrolling (the table pushes the end away)
+                    v3.VAlert("{{ error }}", type="error", id="error", v_show="error", density="compact",
+                              closable=False)
                     html.Div("Input", classes="text-subtitle-2")
                     v3.VSelect(label="MDCT from the data folder", v_model=("input_file", None), items=("data_files",),
                                id="input-select", density="compact", hide_details=True,
@@ -554,8 +557,6 @@ class SessionApp:
                         v3.VBtn("Screenshot", id="screenshot", size="small", disabled=("!input_name",),
                                 click=f"utils.download('microctlike_views.png', trigger('{shot_trigger}'),"
                                       " 'image/png')")
-                    v3.VAlert("{{ error }}", type="error", id="error", v_show="error", density="compact",
-                              closable=False)
             with layout.content:
                 with html.Div(style="position: relative; width: 100%; height: calc(100vh - 64px)"):
                     self.layout_manager.initialize_layout_grid(layout)
