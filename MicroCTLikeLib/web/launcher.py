@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -178,8 +179,13 @@ def serve(*, host: str, port: int, token: Optional[str], data_dir: Optional[Path
         bound = site._server.sockets[0].getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         print_url(f"MicroCTLike web: open http://{shown}:{bound}/?token={token}")
+        stop = asyncio.Event()
+        try:  # `kill`, systemd and docker stop with SIGTERM: end the sessions too, as Ctrl-C does
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
+            pass
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await runner.cleanup()
 

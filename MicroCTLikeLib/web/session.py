@@ -98,7 +98,7 @@ class SessionApp:
             "has_model": self.model_path is not None,
             "model_name": self.model_path.name if self.model_path else "no --model given",
             "generating": False, "progress": 0, "progress_text": "", "has_output": False, "opacity": 0.5,
-            "has_vois": False, "metrics": [], "metric_columns": METRIC_COLUMNS[:7],
+            "has_vois": False, "metrics": [], "metrics_stale": False, "metric_columns": METRIC_COLUMNS[:7],
             "status": "Choose an MDCT volume to start.", "error": "", "busy": False,
             "max_upload_mb": round(self.max_upload_bytes / 2**20, 1),
         })
@@ -156,6 +156,10 @@ class SessionApp:
         except (MicroCTLikeError, OSError) as error:
             self._report_error(f"Upload of {Path(name).name!r} failed: {error}")
             return web.json_response({"ok": False, "error": str(error)}, status=400)
+        except Exception as error:  # noqa: BLE001 - as _guard: the page says so, the session keeps serving
+            log.exception("unexpected error in an upload")
+            self._report_error(f"Upload of {Path(name).name!r} failed: unexpected {type(error).__name__}: {error}")
+            return web.json_response({"ok": False, "error": str(error)}, status=500)
 
     # ------------------------------------------------------------------ messages
     def _report_error(self, message: str) -> None:
@@ -189,11 +193,11 @@ class SessionApp:
         for view in self.slicer_app.view_manager.get_slice_views():
             view.set_foreground_opacity(float(self.state.opacity) if like is not None else 0.0)
 
-    def _read_into_node(self, path: Path, role: str, display_name: str):
+    def _read_into_node(self, path: Path, role: str, display_name: str, volume=None):
         from ..mrml import nodes as mrml_nodes
         from ..volume import read_volume
 
-        volume = read_volume(path)
+        volume = read_volume(path) if volume is None else volume
         node = mrml_nodes.node_from_volume(volume, f"{display_name} ({role})", node=self.nodes.get(role),
                                              scene=self.scene)
         if node.GetDisplayNode() is None:
@@ -204,17 +208,24 @@ class SessionApp:
         return node
 
     def load_input(self, path: Path, *, display_name: str) -> None:
-        """Load an MDCT volume (replacing the session's data) and show it in the three views."""
+        """Load an MDCT volume (replacing the session's data) and show it in the three views.
+
+        The file is read first: one that cannot be read (a corrupt upload) is an error and
+        leaves the loaded volumes, VOIs and table as they were.
+        """
+        from ..volume import read_volume
+
         if self.runner is not None:
             raise MicroCTLikeError("a generation is running: cancel it before loading another volume")
         with self.state:
             self.state.busy = True
+        volume = read_volume(path)
         self._clear_results(keep_reference=True)
         for role in (ROLE_MDCT, ROLE_LIKE):
             node = self.nodes.pop(role, None)
             if node is not None:
                 self.scene.RemoveNode(node)
-        self._read_into_node(path, ROLE_MDCT, Path(display_name).name.split(".")[0] or "input")
+        self._read_into_node(path, ROLE_MDCT, Path(display_name).name.split(".")[0] or "input", volume=volume)
         self._show()
         self.slicer_app.display_manager.reset_views()
         with self.state:
@@ -265,9 +276,13 @@ class SessionApp:
             node = self.nodes.pop(ROLE_MICRO, None)
             if node is not None:
                 self.scene.RemoveNode(node)
+        if self._remeasure is not None:
+            self._remeasure.cancel()
+            self._remeasure = None
         with self.state:
             self.state.has_vois = False
             self.state.metrics = []
+            self.state.metrics_stale = False
 
     def place_vois(self) -> None:
         """Find the vertebral body in the MDCT and place the two standard VOIs, then measure."""
@@ -294,15 +309,34 @@ class SessionApp:
         vtkMRMLSliceNode.JumpAllSlices(self.scene, -lps[0], -lps[1], lps[2], vtkMRMLSliceNode.CenteredJumpSlice)
 
     def _on_voi_moved(self, _roi) -> None:
-        """A VOI moves (its cylinder already follows): re-measure once it has been still for a moment."""
+        """A VOI moves (its cylinder already follows): the table is stale; re-measure once it is still a moment.
+
+        As in the Slicer module: the rows stay, marked as describing the VOIs' previous place,
+        until a measurement at the new place replaces them (a VOI dragged partly out of the
+        volume cannot be measured: the error says so and the table stays marked).
+        """
         if self._remeasure is not None:
             self._remeasure.cancel()
-        self._remeasure = asyncio.get_event_loop().call_later(REMEASURE_DELAY_S, self._remeasure_now)
+            self._remeasure = None
+        if self.rows and not self.state.metrics_stale:
+            with self.state:
+                self.state.metrics_stale = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script or a test driving the scene): measure now
+            self._guard(self.measure)
+            return
+        self._remeasure = loop.call_later(REMEASURE_DELAY_S, self._remeasure_now)
 
     def _remeasure_now(self) -> None:
         self._remeasure = None
         with self.state:
             self.state.status = "VOI moved: measuring..."
+        # let the page see the status before the measurement holds the event loop
+        self._remeasure = asyncio.get_running_loop().call_later(0.05, self._measure_after_move)
+
+    def _measure_after_move(self) -> None:
+        self._remeasure = None
         self._guard(self.measure)
 
     def measure(self) -> None:
@@ -328,6 +362,7 @@ class SessionApp:
         self.rows = rows
         with self.state:
             self.state.metrics = [{key: _display_number(row.get(key, "")) for key in METRIC_COLUMNS} for row in rows]
+            self.state.metrics_stale = False
             self.state.status = f"Measured {len(volumes)} volume(s) in {len(self.rois)} VOI(s)."
             self.state.error = ""
 
@@ -451,9 +486,11 @@ class SessionApp:
         json_trigger = ctrl.trigger_name(self.export_json)
         shot_trigger = ctrl.trigger_name(self.screenshot_png)
         # A function expression: Vue calls it with the change event (an inline statement would not get it).
+        # Vue templates see only a few globals (fetch and window are not among them): trame's
+        # utils.get('window') is the page's window.
         upload_js = (
             "(event) => { const f = event.target.files[0]; if (!f) return;"
-            " fetch('upload?name=' + encodeURIComponent(f.name), {method: 'POST', body: f})"
+            " utils.get('window').fetch('upload?name=' + encodeURIComponent(f.name), {method: 'POST', body: f})"
             f" .catch(e => trigger('{upload_failed}', [String(e)]));"
             " event.target.value = ''; }"
         )
@@ -467,6 +504,9 @@ class SessionApp:
             with layout.drawer as drawer:
                 drawer.width = 380
                 with html.Div(classes="pa-3 d-flex flex-column", style="gap: 8px"):
+                    # first in the panel: an error must be seen without scrolling (the table pushes the end away)
+                    v3.VAlert("{{ error }}", type="error", id="error", v_show="error", density="compact",
+                              closable=False)
                     html.Div("Input", classes="text-subtitle-2")
                     v3.VSelect(label="MDCT from the data folder", v_model=("input_file", None), items=("data_files",),
                                id="input-select", density="compact", hide_details=True,
@@ -505,6 +545,9 @@ class SessionApp:
                         with html.Tr(v_for="row in metrics", key="row.volume + row.voi",
                                      **{"data-volume": ("row.volume",), "data-voi": ("row.voi",)}):
                             html.Td("{{ row[column] }}", v_for="column in metric_columns", key="column")
+                    html.Div("A VOI moved: these numbers are for its previous place until it is measured again.",
+                             id="metrics-stale", classes="text-caption text-warning",
+                             v_show="metrics.length && metrics_stale")
                     with html.Div(classes="d-flex", style="gap: 6px"):
                         v3.VBtn("CSV", id="export-csv", size="small", disabled=("!metrics.length",),
                                 click=f"utils.download('microctlike_metrics.csv', trigger('{csv_trigger}'), 'text/csv')")
@@ -514,8 +557,6 @@ class SessionApp:
                         v3.VBtn("Screenshot", id="screenshot", size="small", disabled=("!input_name",),
                                 click=f"utils.download('microctlike_views.png', trigger('{shot_trigger}'),"
                                       " 'image/png')")
-                    v3.VAlert("{{ error }}", type="error", id="error", v_show="error", density="compact",
-                              closable=False)
             with layout.content:
                 with html.Div(style="position: relative; width: 100%; height: calc(100vh - 64px)"):
                     self.layout_manager.initialize_layout_grid(layout)

@@ -263,6 +263,38 @@ def _gold_centroid(png_bytes):
     return float(xs.mean()), float(ys.mean()), gold
 
 
+def _drag_vector(png_bytes, gold, *, voi_diameter_mm=15.0, at_most_mm=1.5):
+    """A drag (dx, dy in view pixels) that moves the VOI inside the volume, away from its nearest edge.
+
+    The small simulated MDCT is barely wider than the 15 mm VOI: a drag of a few millimetres
+    in the wrong direction puts the VOI partly outside the volume, and then the session
+    (rightly) reports that it cannot measure there instead of changing the table. So look at
+    the view: the volume is the non-black image, the VOI's outline the gold circle; go the
+    way with the most room, half of it, at most ``at_most_mm``.
+    """
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png_bytes)).convert("RGB")).astype(int)
+    content = rgb.max(axis=2) > 25
+    ys, xs = np.nonzero(gold)
+    left, right, top, bottom = xs.min(), xs.max(), ys.min(), ys.max()
+    row, col = int(round(ys.mean())), int(round(xs.mean()))
+
+    def extent(line, start, step):  # last content pixel going from start in direction step
+        i = start
+        while 0 <= i + step < len(line) and line[i + step]:
+            i += step
+        return i
+
+    room = {(-1, 0): left - extent(content[row], left, -1), (1, 0): extent(content[row], right, 1) - right,
+            (0, -1): top - extent(content[:, col], top, -1), (0, 1): extent(content[:, col], bottom, 1) - bottom}
+    direction, space = max(room.items(), key=lambda item: item[1])
+    px_per_mm = (right - left) / voi_diameter_mm
+    distance = min(space / 2, at_most_mm * px_per_mm)
+    assert distance >= 0.3 * px_per_mm, f"no room to drag the VOI inside the volume: {room} px"
+    return direction[0] * distance, direction[1] * distance
+
+
 def _library_rows(volume_path, rows):
     """The library's own numbers for the CSV's VOIs (centre and axis as written, RAS -> LPS)."""
     from MicroCTLikeLib.measurement import measure_in_voi
@@ -323,14 +355,19 @@ def test_the_page_runs_the_workflow_in_chromium(browser, web_server, web_data):
     # trame-rca shows each remote-rendered view as an <img>; the axial view is the first in the layout
     view = page.locator("img.image-display-area").first
     box = view.bounding_box()
-    found = _gold_centroid(view.screenshot())
+    png = view.screenshot()
+    found = _gold_centroid(png)
     assert found is not None, "no VOI cylinder visible in the axial view"
-    cx, cy, _ = found
+    cx, cy, gold = found
+    dx, dy = _drag_vector(png, gold)
+    # press on the VOI's centre (its ROI's centre handle) and move it in small steps
     start = (box["x"] + cx, box["y"] + cy)
     page.mouse.move(*start)
+    time.sleep(0.2)
     page.mouse.down()
-    for step in range(1, 11):
-        page.mouse.move(start[0] + 4 * step, start[1] + 2 * step)
+    steps = 10
+    for step in range(1, steps + 1):
+        page.mouse.move(start[0] + dx * step / steps, start[1] + dy * step / steps)
         time.sleep(0.05)
     page.mouse.up()
     # the re-measure (3 volumes, 2 VOIs) takes tens of seconds on a loaded machine: wait for the table to change
