@@ -1,6 +1,6 @@
 """The web session's VOI drag without a browser: its scene, views and table, driven in-process.
 
-The browser test (test_web.py, opt-in) drags a VOI with Playwright; these tests check the same
+The browser test (test_web.py) drags a VOI with Playwright; these tests check the same
 path on the server side where `make test-web`'s venv has trame-slicer: a mouse drag in the
 axial view, sent as the browser's events, moves the ROI; a moved VOI is re-measured and the
 table's rows change to the library's numbers at the new place; a VOI dragged partly out of
@@ -19,6 +19,8 @@ import pytest
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # off-screen, as the session runs
 os.environ["TRAME_DISABLE_V2_WARNING"] = "1"
+if os.environ.get("MICROCTLIKE_WEB_E2E") == "1":  # the web venv of `make test`: nothing may be missing there
+    import trame_slicer  # noqa: F401
 pytest.importorskip("trame_slicer", reason="the web front-end's venv (`make test-web`) has trame-slicer")
 pytest.importorskip("slicer")
 
