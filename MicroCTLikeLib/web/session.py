@@ -132,6 +132,7 @@ class SessionApp:
         from aiohttp import web
 
         name = request.query.get("name", "")
+        target = path = None
         try:
             declared = request.content_length
             if declared is not None and declared > self.max_upload_bytes:
@@ -154,12 +155,14 @@ class SessionApp:
             self.load_input(path, display_name=Path(name).name)
             return web.json_response({"ok": True})
         except (MicroCTLikeError, OSError) as error:
-            self._report_error(f"Upload of {Path(name).name!r} failed: {error}")
-            return web.json_response({"ok": False, "error": str(error)}, status=400)
+            reason = _without_paths(str(error), (path, target))
+            self._report_error(f"Upload of {Path(name).name!r} failed: {reason}")
+            return web.json_response({"ok": False, "error": reason}, status=400)
         except Exception as error:  # noqa: BLE001 - as _guard: the page says so, the session keeps serving
             log.exception("unexpected error in an upload")
-            self._report_error(f"Upload of {Path(name).name!r} failed: unexpected {type(error).__name__}: {error}")
-            return web.json_response({"ok": False, "error": str(error)}, status=500)
+            reason = _without_paths(str(error), (path, target))
+            self._report_error(f"Upload of {Path(name).name!r} failed: unexpected {type(error).__name__}: {reason}")
+            return web.json_response({"ok": False, "error": reason}, status=500)
 
     # ------------------------------------------------------------------ messages
     def _report_error(self, message: str) -> None:
@@ -567,6 +570,15 @@ class SessionApp:
             self.cancel_generation()
         else:
             self._guard(self.start_generation)
+
+
+def _without_paths(message: str, paths) -> str:
+    """An upload's error without the server's own file names (the session folder stays private;
+    the page already names the uploaded file)."""
+    for path in paths:
+        if path is not None:
+            message = message.replace(f"{path}: ", "").replace(str(path), "the uploaded file")
+    return message
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -405,7 +405,9 @@ def test_the_page_runs_the_workflow_in_chromium(browser, web_server, web_data):
     # a corrupt upload: a clear message on the page, the session keeps serving
     page.set_input_files("#upload", str(web_data["corrupt"]))
     page.wait_for_function("document.querySelector('#error').textContent.includes('corrupt.nrrd')")
-    assert "failed" in page.locator("#error").inner_text()
+    message = page.locator("#error").inner_text()
+    assert "failed" in message and "header" in message, message  # what is wrong with the file
+    assert "upload-" not in message and "session-" not in message, message  # the server's folders stay private
     _shot(page, "web_4_bad_upload.png")
     session_root = re.match(r"(http://127\.0\.0\.1:\d+)/", page.url).group(1)
     assert page.request.get(f"{session_root}/healthz").ok

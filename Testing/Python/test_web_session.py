@@ -200,3 +200,10 @@ def test_a_mouse_drag_on_the_voi_centre_in_the_axial_view_moves_it(app):
     assert np.linalg.norm(moved) > 0.5
     assert app.state.error == "" and not app.state.metrics_stale
     assert _rows(app)[("MDCT", "superior")]["bv_tv"] != before[("MDCT", "superior")]["bv_tv"]
+
+
+def test_upload_errors_keep_the_server_folders_private(tmp_path):
+    upload = tmp_path / "session-x" / "upload-1.nrrd"
+    message = f"{upload}: the NRRD header says dimension 3 but gives 2 sizes; see also {upload}"
+    assert web_session._without_paths(message, (upload, None)) == (
+        "the NRRD header says dimension 3 but gives 2 sizes; see also the uploaded file")
