@@ -141,6 +141,8 @@ def _html(summary, tables, figures, out: Path) -> str:
              "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;padding:3px 7px;"
              "text-align:right}td:first-child,td:nth-child(2){text-align:left}th{background:#eee}"
              ".scroll{overflow-x:auto}.note{font-size:12px;color:#555;margin:4px 0}img{max-width:100%}"
-             "figure{margin:1.5em 0}figcaption{font-size:13px;color:#444}")
+             "figure{margin:1.5em 0}figcaption{font-size:13px;color:#444}"
+             # the command line wraps inside the page instead of running off it
+             "pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:6px 8px;font-size:13px}")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>MicroCTLike cohort evaluation</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
