@@ -53,6 +53,7 @@ class GenerationReport:
     slices_per_second: float
     region: Optional[Dict[str, Any]] = None
     notes: list = dataclasses.field(default_factory=list)
+    views: Tuple[str, ...] = ("axial",)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -236,10 +237,57 @@ def translate_slices(generator, slices: np.ndarray, *, device, mode: str = "auto
     return output, current_mode
 
 
+# ---------------------------------------------------------------------- orthogonal views
+#: slice orientations a 2-D generator can translate, named for an axial acquisition: the
+#: volume's k planes (the slices as acquired), j planes and i planes
+VIEWS = ("axial", "coronal", "sagittal")
+#: the study's generation: the acquired slices only
+DEFAULT_VIEWS = ("axial",)
+
+
+def parse_views(views) -> Tuple[str, ...]:
+    """A validated tuple of distinct view names from a sequence or a ``+``/``,`` separated string.
+
+    ``"all"`` means the three views.
+    """
+    if isinstance(views, str):
+        views = VIEWS if views.strip().lower() == "all" else [v for v in views.replace(",", "+").split("+")]
+    names = tuple(str(v).strip().lower() for v in views)
+    unknown = [v for v in names if v not in VIEWS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise InvalidParameterError(
+            f"views must be distinct names among {', '.join(VIEWS)} (or 'all'), got {'+'.join(names) or 'none'}")
+    return tuple(v for v in VIEWS if v in names)  # a fixed order: the same views give the same sum
+
+
+def resample_slices_linear(stack: np.ndarray, spacing_mm: float, new_spacing_mm: float,
+                           n_out: Optional[int] = None) -> np.ndarray:
+    """Linear interpolation of a (Z, H, W) stack along Z from ``spacing_mm`` to ``new_spacing_mm``.
+
+    The first slices coincide; ``n_out`` (default: as many as fit in the stack's extent) sets
+    the number of output slices, positions past the last input slice repeat it.
+    """
+    n_in = stack.shape[0]
+    if n_out is None:
+        n_out = int(np.floor((n_in - 1) * spacing_mm / new_spacing_mm + 1e-6)) + 1
+    position = np.clip(np.arange(n_out) * (new_spacing_mm / spacing_mm), 0.0, n_in - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, n_in - 1)
+    weight = (position - low).astype(np.float32)[:, None, None]
+    return (stack[low] * (1.0 - weight) + stack[high] * weight).astype(np.float32)
+
+
+def _offset_progress(progress, offset: int, total: int, label: str):
+    if progress is None:
+        return None
+    return lambda done, _total, _message="": progress(offset + done, total, label)
+
+
 # ---------------------------------------------------------------------- volumes
 def generate_volume(mdct: Volume, generator, metadata: Mapping[str, Any], *, region: Region = None,
                     device="auto", mode: str = "auto", batch_size: Optional[int] = None, tile_core_px: int = 256,
-                    tile_halo_px: int = 128, precision: str = "fp32", progress=None, cancel=None) -> Tuple[Volume, GenerationReport]:
+                    tile_halo_px: int = 128, precision: str = "fp32", views=DEFAULT_VIEWS, progress=None,
+                    cancel=None) -> Tuple[Volume, GenerationReport]:
     """Translate an MDCT volume (HU) into a micro-CT-like volume.
 
     Parameters
@@ -263,6 +311,14 @@ def generate_volume(mdct: Volume, generator, metadata: Mapping[str, Any], *, reg
         See :func:`translate_slices`.
     precision : "fp32", "bf16" or "fp16"
         Autocast dtype on CUDA (ignored on CPU, which runs fp32).
+    views : sequence of "axial", "coronal", "sagittal" (or "all", or "axial+coronal")
+        Slice orientations to translate (default: axial, the study's). A 2-D generator
+        sharpens structure only within the slices it translates; along the third axis its
+        output follows the MDCT's blur. With more views the MDCT (resampled along z to the
+        in-plane pixel) is also translated as j planes ("coronal") and/or i planes
+        ("sagittal"), each translation is brought back to the output grid (linear in z) and
+        the views are averaged. Cost: one translation per view. Needs a generator without
+        context slices.
     progress, cancel
         See :mod:`MicroCTLikeLib.progress`.
 
@@ -291,7 +347,11 @@ def generate_volume(mdct: Volume, generator, metadata: Mapping[str, Any], *, reg
         if autocast_dtype is None:
             raise InvalidParameterError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
 
+    views = parse_views(views)
     context_slices, context_step_mm = context_options(metadata)
+    if context_slices and views != ("axial",):
+        raise InvalidParameterError(
+            f"a generator with context slices translates axial slices only; got views {'+'.join(views)}")
     step_slices = context_step_slices(context_step_mm, mdct.spacing_xyz_mm[2]) if context_slices else 1
     slices, region_info = region_slices(mdct, region)
     from .voi import crop_volume
@@ -312,12 +372,37 @@ def generate_volume(mdct: Volume, generator, metadata: Mapping[str, Any], *, reg
     hu = sitk.GetArrayViewFromImage(resampled)
     notes: list = []
     start = time.perf_counter()
-    translated, used_mode = translate_slices(
-        generator, normalise(hu, mdct_window), device=torch_device, mode=mode, batch_size=batch_size,
-        tile_core_px=tile_core_px, tile_halo_px=tile_halo_px, progress=progress, cancel=cancel, notes=notes,
-        autocast_dtype=autocast_dtype, context_slices=context_slices, context_step_slices=step_slices,
-        z_range=z_range,
-    )
+    options = dict(device=torch_device, batch_size=batch_size, tile_core_px=tile_core_px, tile_halo_px=tile_halo_px,
+                   cancel=cancel, notes=notes, autocast_dtype=autocast_dtype)
+    normalised = normalise(hu, mdct_window)
+    slice_mm = float(resampled.GetSpacing()[2])
+    isotropic = None
+    if views != ("axial",):  # the other views need square pixels: z resampled to the in-plane pixel
+        isotropic = resample_slices_linear(normalised, slice_mm, target_spacing_mm)
+    counts = {"axial": normalised.shape[0], "coronal": normalised.shape[1], "sagittal": normalised.shape[2]}
+    total = sum(counts[v] for v in views)
+    done = 0
+    summed = None
+    used_mode = mode
+    for view in views:
+        view_progress = _offset_progress(progress, done, total, f"{view} slices" if len(views) > 1 else "slices")
+        if view == "axial":
+            translated, used_mode = translate_slices(
+                generator, normalised, mode=mode, progress=view_progress, context_slices=context_slices,
+                context_step_slices=step_slices, z_range=z_range, **options)
+        else:  # (Z, y, x) -> slices along y (Z, x) or along x (Z, y), translated, and back
+            order = (1, 0, 2) if view == "coronal" else (2, 0, 1)
+            stack = np.ascontiguousarray(isotropic.transpose(order))
+            out, used_mode = translate_slices(generator, stack, mode=mode, progress=view_progress, **options)
+            out = out.transpose(np.argsort(order))
+            translated = resample_slices_linear(out, target_spacing_mm, slice_mm, n_out=normalised.shape[0])
+            if z_range is not None:
+                translated = translated[z_range[0]:z_range[1]]
+        summed = translated.astype(np.float32) if summed is None else summed + translated
+        done += counts[view]
+    translated = summed / len(views) if len(views) > 1 else summed
+    if len(views) > 1:
+        notes.append(f"views {'+'.join(views)} averaged")
     seconds = time.perf_counter() - start
     output = grid.with_array(
         denormalise(translated, microct_window),
@@ -328,6 +413,7 @@ def generate_volume(mdct: Volume, generator, metadata: Mapping[str, Any], *, reg
         device=str(torch_device), mode=used_mode, n_slices=int(translated.shape[0]),
         slice_shape=tuple(int(v) for v in translated.shape[1:]), seconds=round(seconds, 3),
         slices_per_second=round(translated.shape[0] / max(seconds, 1e-9), 3), region=region_info, notes=notes,
+        views=views,
     )
     return output, report
 

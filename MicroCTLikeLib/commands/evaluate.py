@@ -1,5 +1,7 @@
 """``microctlike evaluate``: the study's evaluation of one or more generators on a cohort."""
 
+from .options import views_option
+
 HELP = ("Evaluate generators on a cohort's held-out specimens: SSIM/FID overall and cancellous, BoneJ-exact "
         "metrics in the standard VOIs, R², ICC, Tables 1-4, figures and an HTML report.")
 
@@ -20,6 +22,9 @@ def add_arguments(parser) -> None:
                         help="measurement recipe for every volume: gold = common 0.052 mm grid + marrow/bone "
                              "midpoint threshold, study = IsoData on each volume's own voxels (default: study "
                              "with --cohort, gold with --data); the report names it")
+    parser.add_argument("--views", type=views_option, default=None, metavar="VIEWS",
+                        help="(--data) slice orientations the generator translates: axial (default), "
+                             "axial+coronal+sagittal or all")
     parser.add_argument("--reference-cache", default=None, metavar="DIR",
                         help="with --data: keep the generator-independent measurements (MDCT, micro-CT, truth) here")
     parser.add_argument("--split", default="test", choices=("test", "train", "all"))
@@ -126,7 +131,8 @@ def _run_single(args) -> int:
         raise InvalidParameterError(f"{model}: generator checkpoint not found")
     with tqdm_progress("evaluating", unit="specimen", disable=args.quiet) as progress:
         results = evaluate_cohort(model, args.data, split=args.split, cases=args.cases, device=args.device,
-                                  recipe=recipe, reference_cache_dir=args.reference_cache, progress=progress)
+                                  recipe=recipe, reference_cache_dir=args.reference_cache, progress=progress,
+                                  **({"views": args.views} if args.views else {}))
     if args.out:
         write_json(results, args.out)
     for message in dict.fromkeys(w for case in results["cases"] for w in case.get("warnings", [])):

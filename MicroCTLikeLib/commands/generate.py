@@ -1,6 +1,6 @@
 """``microctlike generate``: MDCT volume in, micro-CT-like volume out."""
 
-from .options import BATCH_SIZE
+from .options import BATCH_SIZE, views_option
 
 HELP = "Generate a micro-CT-like volume from an MDCT volume with a trained (or the bundled) generator."
 
@@ -17,6 +17,9 @@ def add_arguments(parser) -> None:
                         help="whole | standard-vois | L0,P0,S0,L1,P1,S1 (an LPS box in mm); default whole")
     parser.add_argument("--mode", default="auto", choices=("auto", "whole", "tiles"),
                         help="whole slices, exact tiles, or auto (whole; tiles after CUDA out-of-memory)")
+    parser.add_argument("--views", type=views_option, default=None, metavar="VIEWS",
+                        help="slice orientations translated and averaged: axial (the study's, default), "
+                             "axial+coronal+sagittal or all (thinner structure along z; one pass per view)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="autocast on CUDA")
     parser.add_argument("--batch-size", type=BATCH_SIZE, default=None, metavar="N",
                         help="slices per batch, 1..1024 (default 8 on CUDA, 1 on CPU)")
@@ -58,6 +61,8 @@ def run(args) -> int:
     mdct = read_volume(args.mdct)
     say(f"loading {model.name} ...")
     kwargs = dict(region=region, device=args.device, mode=args.mode, precision=args.precision, batch_size=args.batch_size)
+    if args.views:
+        kwargs["views"] = args.views
     if args.progress_lines:
         volume, report = generate_from_checkpoint(mdct, model, progress=print_progress, **kwargs)
     else:

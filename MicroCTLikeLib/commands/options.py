@@ -50,3 +50,14 @@ def float_in(low: float, high: Optional[float] = None, *, low_open: bool = False
 #: ranges shared by several commands
 BATCH_SIZE = int_in(1, 1024)
 SEED = int_in(0, 2**63 - 1)
+
+
+def views_option(text: str):
+    """Slice orientations for generation: ``axial``, ``coronal``, ``sagittal`` joined by ``+``, or ``all``."""
+    from ..errors import InvalidParameterError
+    from ..inference import parse_views
+
+    try:
+        return parse_views(text)
+    except InvalidParameterError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

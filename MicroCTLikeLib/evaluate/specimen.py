@@ -45,13 +45,14 @@ REFERENCE_LABELS = ("MDCT", "micro-CT", "truth (binary)")
 
 def evaluate_case(mdct: Volume, microct: Volume, generator, metadata, *, truth_binary: Optional[Volume] = None,
                   device=None, recipe: str = "gold", reference_measurements: Optional[Dict[str, Any]] = None,
-                  progress=None, cancel=None) -> Dict[str, Any]:
+                  views=("axial",), progress=None, cancel=None) -> Dict[str, Any]:
     """Generate and measure one specimen; returns the micro-CT-like volume and the numbers.
 
     ``recipe`` names the measurement recipe of :data:`MEASUREMENT_RECIPES` used for every volume.
     ``reference_measurements`` ({label: [per VOI]} for labels of :data:`REFERENCE_LABELS`, from
     an earlier call with the same recipe) are reused instead of measured again: the standard
-    VOIs are placed deterministically on the MDCT, so they are the same VOIs.
+    VOIs are placed deterministically on the MDCT, so they are the same VOIs. ``views``: the
+    slice orientations generated (:func:`~MicroCTLikeLib.inference.generate_volume`).
 
     Returns
     -------
@@ -72,7 +73,7 @@ def evaluate_case(mdct: Volume, microct: Volume, generator, metadata, *, truth_b
     options = MEASUREMENT_RECIPES[recipe]
     placement = place_standard_vois(mdct)
     like, generation = generate_volume(mdct, generator, metadata, region="standard-vois", device=device or "auto",
-                                       progress=progress, cancel=cancel)
+                                       views=views, progress=progress, cancel=cancel)
     volumes = {"MDCT": mdct, "micro-CT-like": like, "micro-CT": microct}
     if truth_binary is not None:
         volumes["truth (binary)"] = truth_binary
@@ -190,8 +191,8 @@ def summarise(cases: Sequence[Dict[str, Any]], reference: str = "micro-CT") -> D
 
 
 def evaluate_cohort(checkpoint, cohort_dir, *, split: str = "test", cases: Optional[List[str]] = None,
-                    device: str = "auto", recipe: str = "gold", reference_cache_dir=None, progress=None,
-                    cancel=None) -> Dict[str, Any]:
+                    device: str = "auto", recipe: str = "gold", reference_cache_dir=None, views=("axial",),
+                    progress=None, cancel=None) -> Dict[str, Any]:
     """:func:`evaluate_case` on the specimens of a cohort folder's split (default: test).
 
     ``reference_cache_dir``: a folder where the generator-independent measurements (MDCT,
@@ -225,7 +226,8 @@ def evaluate_cohort(checkpoint, cohort_dir, *, split: str = "test", cases: Optio
         known = json.loads(cache_file.read_text(encoding="utf-8")) if cache_file and cache_file.is_file() else None
         outcome = evaluate_case(read_volume(case.mdct_path), read_volume(case.microct_path), generator, metadata,
                                 truth_binary=read_volume(truth_path) if truth_path.is_file() else None,
-                                device=torch_device, recipe=recipe, reference_measurements=known, cancel=cancel)
+                                device=torch_device, recipe=recipe, reference_measurements=known, views=views,
+                                cancel=cancel)
         if cache_file is not None and known is None:
             from ..atomic import atomic_write_bytes
 
@@ -236,5 +238,6 @@ def evaluate_cohort(checkpoint, cohort_dir, *, split: str = "test", cases: Optio
                         "generation": outcome["generation"].to_dict(), "warnings": outcome["warnings"]})
     report_progress(progress, len(chosen), len(chosen), "done")
     return {"checkpoint": str(checkpoint), "cohort": str(cohort_dir), "split": split, "recipe": recipe,
+            "views": list(views),
             "measurement": dict(MEASUREMENT_RECIPES[recipe]),
             "model_step": metadata.get("step"), "cases": results, "summary": summarise(results)}
