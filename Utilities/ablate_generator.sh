@@ -10,6 +10,8 @@
 #   spectrum          bundled + radial log power spectrum term (spectrum_w 1)
 #   spectrum_lowpass  spectrum + paired L1 on the MDCT's band (paired_sigma_px 2.5)
 #   context           bundled + 2.5-D input, 2 slices each side 0.3 mm apart = configs/bundled_funit_cpu_context.yaml
+# and, without training, the shipped generator with the three orthogonal views averaged at
+# generation (views_all: evaluate --views all; run when VIEWS=1, 14 min on 2 cores).
 # Needs the cohorts of Utilities/train_bundled_model.sh. Results: $RUNS/ablation/<variant>.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,4 +44,9 @@ step_ckpt="$RUNS/bundled_funit/checkpoints/step_$(printf %07d "$STEPS").pt"
 if [ -f "$step_ckpt" ]; then
   microctlike evaluate --model "$step_ckpt" --data "$RUNS/heldout_31337" --split all --device cpu \
     --recipe gold --reference-cache "$RUNS/heldout_31337/reference_cache" --out "$RUNS/ablation/bundled.json" > "$RUNS/ablation/bundled.txt"
+fi
+if [ "${VIEWS:-0}" = 1 ]; then
+  microctlike evaluate --model MicroCTLike/Resources/Models/microctlike_generator.pt --data "$RUNS/heldout_31337" \
+    --split all --device cpu --recipe gold --reference-cache "$RUNS/heldout_31337/reference_cache" --views all \
+    --out "$RUNS/ablation/views_all.json" > "$RUNS/ablation/views_all.txt"
 fi
