@@ -44,6 +44,9 @@ _DEFAULTS = {
         "forward_w": 0.0, "forward_sigma_px": 2.5, "gen_norm": "instance",
         "gen_level_skip": False, "paired_w": 0.0, "paired_sigma_px": 0.0, "spectrum_w": 0.0,
         "context_slices": 0, "context_step_mm": 0.3,
+        # z-adversarial term: a second discriminator judges stacks of three translated slices
+        # z_adv_step_mm apart against the registered micro-CT's (needs the paired term)
+        "z_adv_w": 0.0, "z_adv_step_mm": 0.2,
         "suggested_crop_px": 128, "suggested_batch_size": 64,
     },
     "cyclegan": {
@@ -92,7 +95,8 @@ MAX_CONTEXT_SLICES = 8
 #: integer hyper-parameters whose range is not ">= 1": inclusive (low, high), high None = no limit
 _INT_RANGES = {"context_slices": (0, MAX_CONTEXT_SLICES)}
 #: float hyper-parameters that must lie in (0, high] (mm), with what they are
-_POSITIVE_FLOATS = {"context_step_mm": (10.0, "the distance between context slices in mm")}
+_POSITIVE_FLOATS = {"context_step_mm": (10.0, "the distance between context slices in mm"),
+                    "z_adv_step_mm": (10.0, "the distance between the z-adversarial term's stacked slices in mm")}
 
 _CLASSES = {
     "funit": ("funit", "FUNITModel"),

@@ -501,6 +501,14 @@ class SliceSampler:
     context_step_mm : float
         Distance between context slices in mm; ``k`` per case from that case's MDCT slice
         spacing (:func:`context_step_slices`, ``data.mdct_slice_spacing_mm``).
+    z_stack_step_mm : float or None
+        Paired sampling only (FUNIT's z-adversarial term). With a distance ``d`` in mm, each
+        batch also holds ``"mdct_neighbours"`` (B, 2 * mdct channels, C, C): the MDCT crops
+        (slabs with context slices) of the slices ``z - m`` and ``z + m``, ``m`` = that
+        distance in slices (:func:`context_step_slices`), clamped at the stack's ends, and
+        ``"microct_z"`` (B, 3, C, C): the registered micro-CT of the slices ``z - m, z, z + m``,
+        all at the same place with the same flips. No extra random numbers are drawn, so
+        the crops are those of a sampler without the option. None (default): off.
     """
 
     def __init__(
@@ -517,9 +525,18 @@ class SliceSampler:
         flip: bool = True,
         context_slices: int = 0,
         context_step_mm: float = 0.3,
+        z_stack_step_mm: Optional[float] = None,
     ) -> None:
         if paired and data.paired_microct is None:
             raise InvalidParameterError("paired sampling needs data loaded with paired=True")
+        self.z_steps: Optional[List[int]] = None  # m per case (z-adversarial stacks)
+        if z_stack_step_mm is not None:
+            if not paired:
+                raise InvalidParameterError("z stacks (the z-adversarial term) need paired sampling")
+            if data.mdct_slice_spacing_mm is None or len(data.mdct_slice_spacing_mm) != len(data.mdct.images):
+                raise InvalidParameterError("z stacks need each case's MDCT slice spacing; load the data with "
+                                            "load_training_data")
+            self.z_steps = [context_step_slices(z_stack_step_mm, spacing) for spacing in data.mdct_slice_spacing_mm]
         if isinstance(context_slices, bool) or not isinstance(context_slices, (int, np.integer)) or context_slices < 0:
             raise InvalidParameterError(f"context_slices must be an integer >= 0, got {context_slices!r}")
         self.context_slices = int(context_slices)
@@ -583,37 +600,58 @@ class SliceSampler:
             crop = crop[..., ::-1, :]
         return crop
 
+    def _mdct_crop(self, stack: SliceStack, case: int, z: int, centre, flips, context: bool) -> np.ndarray:
+        """The crop of slice ``z`` (C, C), or with context slices the slab around it (2N+1, C, C)."""
+        if context and self.context_slices:  # the slab around z: same place, same flips
+            slices = context_indices(z, stack.images[case].shape[0], context_slices=self.context_slices,
+                                     step_slices=self.context_steps[case])
+            return self._apply(self._crop(stack.images[case], centre, slices), flips)
+        return self._apply(self._crop(stack.images[case][z], centre), flips)
+
     def _draw(self, rng, stack: SliceStack, shard: np.ndarray, partner: Optional[List[np.ndarray]] = None,
-              *, context: bool = False):
+              *, context: bool = False, where: Optional[list] = None):
         case, z = shard[int(rng.integers(len(shard)))]
         image = stack.images[case][z]
         centre = self._centre(rng, stack.masks[case][z], image.shape[0], image.shape[1])
         flips = self._flips(rng)
-        if context and self.context_slices:  # the slab around z: same place, same flips
-            slices = context_indices(z, stack.images[case].shape[0], context_slices=self.context_slices,
-                                     step_slices=self.context_steps[case])
-            crop = self._apply(self._crop(stack.images[case], centre, slices), flips)
-        else:
-            crop = self._apply(self._crop(image, centre), flips)
+        crop = self._mdct_crop(stack, case, z, centre, flips, context)
         other = None if partner is None else self._apply(self._crop(partner[case][z], centre), flips)
+        if where is not None:
+            where.append((int(case), int(z), centre, flips))
         return crop, other
+
+    def _z_stacks(self, case: int, z: int, centre, flips) -> Tuple[np.ndarray, np.ndarray]:
+        """MDCT crops of the slices ``z -+ m`` (channels stacked) and micro-CT crops of ``z - m, z, z + m``."""
+        n = self.data.mdct.images[case].shape[0]
+        below, above = (int(np.clip(z + sign * self.z_steps[case], 0, n - 1)) for sign in (-1, 1))
+        neighbours = [self._mdct_crop(self.data.mdct, case, index, centre, flips, True) for index in (below, above)]
+        neighbours = np.concatenate([c if c.ndim == 3 else c[None] for c in neighbours])
+        micro = np.stack([self._apply(self._crop(self.data.paired_microct[case][index], centre), flips)
+                          for index in (below, z, above)])
+        return neighbours, micro
 
     def next_batch(self) -> Dict[str, np.ndarray]:
         """One batch ``{"mdct": (B,1,C,C), "microct": (B,1,C,C)}`` float32 in [-1, 1].
 
         With context slices ``"mdct"`` is (B, 2N+1, C, C), the translated slice in the centre.
         """
-        mdct, micro = [], []
+        mdct, micro, where = [], [], []
         for _ in range(self.batch_size):
             if self.paired:
-                a, b = self._draw(self.rng, self.data.mdct, self.mdct_shard, self.data.paired_microct, context=True)
+                a, b = self._draw(self.rng, self.data.mdct, self.mdct_shard, self.data.paired_microct, context=True,
+                                  where=where)
             else:
                 a, _ = self._draw(self.rng, self.data.mdct, self.mdct_shard, context=True)
                 b, _ = self._draw(self.rng, self.data.microct, self.microct_shard)
             mdct.append(a)
             micro.append(b)
         self.batches_drawn += 1
-        return {"mdct": _stack(mdct), "microct": _stack(micro)}
+        batch = {"mdct": _stack(mdct), "microct": _stack(micro)}
+        if self.z_steps is not None:  # the same places: no random numbers drawn
+            stacks = [self._z_stacks(*w) for w in where]
+            batch["mdct_neighbours"] = np.stack([s[0] for s in stacks]).astype(np.float32)
+            batch["microct_z"] = np.stack([s[1] for s in stacks]).astype(np.float32)
+        return batch
 
     def fixed_batch(self, n: int, *, seed: int) -> Dict[str, np.ndarray]:
         """``n`` crops from a generator of their own (sample images, class codes).

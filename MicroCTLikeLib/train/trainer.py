@@ -294,6 +294,8 @@ def _train(config, payload, info, device, run_dir, progress, cancel, registry, s
         # FUNIT's 2.5-D input: MDCT slabs of 2N+1 slices (other models have no such option)
         context_slices=int(model.config.get("context_slices", 0)),
         context_step_mm=float(model.config.get("context_step_mm", 0.3)),
+        # FUNIT's z-adversarial term: stacks of registered slices z_adv_step_mm apart
+        z_stack_step_mm=(float(model.config["z_adv_step_mm"]) if model.config.get("z_adv_w", 0.0) > 0 else None),
     )
     step = 0
     if payload is not None:
