@@ -124,3 +124,16 @@ def test_train_with_z_adversarial_term_and_resume(tiny_cohort, tmp_path, one_tor
         torch.testing.assert_close(resumed["networks"]["z_discriminator"][key], value, rtol=0, atol=0)
     for key, value in once["inference_generator"].items():
         torch.testing.assert_close(resumed["inference_generator"][key], value, rtol=0, atol=0)
+
+
+def test_zadv_recipe_is_the_bundled_recipe_with_the_z_term():
+    from pathlib import Path
+
+    from MicroCTLikeLib.train.config import resolve_config
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    bundled = resolve_config(file=configs / "bundled_funit_cpu.yaml")
+    zadv = resolve_config(file=configs / "bundled_funit_cpu_zadv.yaml")
+    differ = {k for k in zadv["model_config"] if zadv["model_config"][k] != bundled["model_config"][k]}
+    assert differ == {"z_adv_w"} and zadv["model_config"]["z_adv_step_mm"] == 0.2  # 0.2 mm is the default
+    assert {k for k in zadv if k != "model_config" and zadv[k] != bundled[k]} == {"model_overrides"}
