@@ -25,6 +25,7 @@ VARIANTS = (
     ("spectrum", "bundled recipe + spectrum term (spectrum_w 1)"),
     ("spectrum_lowpass", "bundled recipe + spectrum term + paired L1 low-passed to the MDCT's band (paired_sigma_px 2.5)"),
     ("context", "bundled recipe + 2.5-D input: 2 context slices on each side, 0.3 mm apart (context_slices 2)"),
+    ("zadv", "bundled recipe + z-adversarial term on 3-slice stacks 0.2 mm apart (z_adv_w 1)"),
     ("views_all", "the shipped generator, generated in three orthogonal views averaged (`--views all`, inference only)"),
 )
 #: variants of Utilities/ablate_generator.sh whose rows are absent until they are run
