@@ -396,8 +396,6 @@ def generate_volume(mdct: Volume, generator, metadata: Mapping[str, Any], *, reg
             out, used_mode = translate_slices(generator, stack, mode=mode, progress=view_progress, **options)
             out = out.transpose(np.argsort(order))
             translated = resample_slices_linear(out, target_spacing_mm, slice_mm, n_out=normalised.shape[0])
-            if z_range is not None:
-                translated = translated[z_range[0]:z_range[1]]
         summed = translated.astype(np.float32) if summed is None else summed + translated
         done += counts[view]
     translated = summed / len(views) if len(views) > 1 else summed

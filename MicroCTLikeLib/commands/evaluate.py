@@ -22,7 +22,7 @@ def add_arguments(parser) -> None:
                         help="measurement recipe for every volume: gold = common 0.052 mm grid + marrow/bone "
                              "midpoint threshold, study = IsoData on each volume's own voxels (default: study "
                              "with --cohort, gold with --data); the report names it")
-    parser.add_argument("--views", type=views_option, default=None, metavar="VIEWS",
+    parser.add_argument("--views", type=views_option, default="axial", metavar="VIEWS",
                         help="(--data) slice orientations the generator translates: axial (default), "
                              "axial+coronal+sagittal or all")
     parser.add_argument("--reference-cache", default=None, metavar="DIR",
@@ -132,7 +132,7 @@ def _run_single(args) -> int:
     with tqdm_progress("evaluating", unit="specimen", disable=args.quiet) as progress:
         results = evaluate_cohort(model, args.data, split=args.split, cases=args.cases, device=args.device,
                                   recipe=recipe, reference_cache_dir=args.reference_cache, progress=progress,
-                                  **({"views": args.views} if args.views else {}))
+                                  views=args.views)
     if args.out:
         write_json(results, args.out)
     for message in dict.fromkeys(w for case in results["cases"] for w in case.get("warnings", [])):

@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
                         help="whole | standard-vois | L0,P0,S0,L1,P1,S1 (an LPS box in mm); default whole")
     parser.add_argument("--mode", default="auto", choices=("auto", "whole", "tiles"),
                         help="whole slices, exact tiles, or auto (whole; tiles after CUDA out-of-memory)")
-    parser.add_argument("--views", type=views_option, default=None, metavar="VIEWS",
+    parser.add_argument("--views", type=views_option, default="axial", metavar="VIEWS",
                         help="slice orientations translated and averaged: axial (the study's, default), "
                              "axial+coronal+sagittal or all (thinner structure along z; one pass per view)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="autocast on CUDA")
@@ -60,9 +60,8 @@ def run(args) -> int:
     say(f"reading {args.mdct} ...")
     mdct = read_volume(args.mdct)
     say(f"loading {model.name} ...")
-    kwargs = dict(region=region, device=args.device, mode=args.mode, precision=args.precision, batch_size=args.batch_size)
-    if args.views:
-        kwargs["views"] = args.views
+    kwargs = dict(region=region, device=args.device, mode=args.mode, precision=args.precision, batch_size=args.batch_size,
+                  views=args.views)
     if args.progress_lines:
         volume, report = generate_from_checkpoint(mdct, model, progress=print_progress, **kwargs)
     else:

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..inference import DEFAULT_VIEWS
 from ..volume import Volume
 
 METRICS = ("bv_tv", "tb_th_mm", "tb_sp_mm")
@@ -45,7 +46,7 @@ REFERENCE_LABELS = ("MDCT", "micro-CT", "truth (binary)")
 
 def evaluate_case(mdct: Volume, microct: Volume, generator, metadata, *, truth_binary: Optional[Volume] = None,
                   device=None, recipe: str = "gold", reference_measurements: Optional[Dict[str, Any]] = None,
-                  views=("axial",), progress=None, cancel=None) -> Dict[str, Any]:
+                  views=DEFAULT_VIEWS, progress=None, cancel=None) -> Dict[str, Any]:
     """Generate and measure one specimen; returns the micro-CT-like volume and the numbers.
 
     ``recipe`` names the measurement recipe of :data:`MEASUREMENT_RECIPES` used for every volume.
@@ -191,7 +192,7 @@ def summarise(cases: Sequence[Dict[str, Any]], reference: str = "micro-CT") -> D
 
 
 def evaluate_cohort(checkpoint, cohort_dir, *, split: str = "test", cases: Optional[List[str]] = None,
-                    device: str = "auto", recipe: str = "gold", reference_cache_dir=None, views=("axial",),
+                    device: str = "auto", recipe: str = "gold", reference_cache_dir=None, views=DEFAULT_VIEWS,
                     progress=None, cancel=None) -> Dict[str, Any]:
     """:func:`evaluate_case` on the specimens of a cohort folder's split (default: test).
 

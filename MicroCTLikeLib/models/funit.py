@@ -446,7 +446,8 @@ class FUNITModel(TranslationModel):
         # discriminator: hinge on real micro-CT and on translations, R1 on the reals
         self._optimizers["discriminator"].zero_grad(set_to_none=True)
         with torch.no_grad(), self._autocast():
-            xt = self.generator.translate(xs, self.generator.encode_class(xc))
+            code = self.generator.encode_class(xc)
+            xt = self.generator.translate(xs, code)
         real = xb.detach().requires_grad_(True)
         with self._autocast():
             logits, _ = self._net("discriminator")(torch.cat([real, xt.float()]), torch.cat([lb, lb]))
@@ -456,7 +457,7 @@ class FUNITModel(TranslationModel):
         self._backward_step(d_loss, "discriminator")
         extra = {}
         if z_stacks is not None:
-            extra["dz_loss"] = self._z_discriminator_step(z_stacks, xc, xt)
+            extra["dz_loss"] = self._z_discriminator_step(z_stacks, code, xt)
 
         # generator: adversarial (translation + reconstruction), L1 G(x, x), feature matching
         self._optimizers["generator"].zero_grad(set_to_none=True)
@@ -513,15 +514,22 @@ class FUNITModel(TranslationModel):
         below, above = neighbours.split(xs.shape[1], dim=1)
         return below, above, batch["microct_z"].to(self.device, dtype=torch.float32)
 
-    def _z_discriminator_step(self, z_stacks, xc: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
-        """Hinge + R1 update of the z discriminator: registered micro-CT stacks against translated ones."""
+    def _translated_stack(self, z_stacks, code: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W): the translations of the slices below and above with ``code``, around ``xt``."""
+        below, above, _ = z_stacks
+        return torch.cat([self.generator.translate(below, code), xt, self.generator.translate(above, code)], dim=1)
+
+    def _z_discriminator_step(self, z_stacks, code: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
+        """Hinge + R1 update of the z discriminator: registered micro-CT stacks against translated ones.
+
+        ``code`` and ``xt`` are the discriminator step's class code and translation (no gradient).
+        """
         c = self.config
-        below, above, real = z_stacks
+        real = z_stacks[2]
         n = real.shape[0]
         self._optimizers["z_discriminator"].zero_grad(set_to_none=True)
         with torch.no_grad(), self._autocast():
-            code = self.generator.encode_class(xc)
-            fake = torch.cat([self.generator.translate(below, code), xt, self.generator.translate(above, code)], dim=1)
+            fake = self._translated_stack(z_stacks, code, xt)
         real = real.detach().requires_grad_(True)
         labels = torch.zeros(2 * n, dtype=torch.long, device=real.device)
         with self._autocast():
@@ -534,10 +542,8 @@ class FUNITModel(TranslationModel):
 
     def _z_generator_loss(self, z_stacks, xc: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
         """Generator hinge loss of its translated stacks (below, centre, above) on the z discriminator."""
-        below, above, _ = z_stacks
         with self._autocast():
-            code = self.generator.encode_class(xc)
-            fake = torch.cat([self.generator.translate(below, code), xt, self.generator.translate(above, code)], dim=1)
+            fake = self._translated_stack(z_stacks, self.generator.encode_class(xc), xt)
             with frozen(self.z_discriminator):
                 logits, _ = self.z_discriminator(fake, torch.zeros(fake.shape[0], dtype=torch.long, device=fake.device))
         return losses.hinge_g_loss(logits)
