@@ -386,19 +386,27 @@ def test_train_with_context_and_generate(tiny_cohort, tmp_path, one_torch_thread
         torch.testing.assert_close(resumed["inference_generator"][key], value, rtol=0, atol=0)
 
 
-def test_context_recipe_is_the_bundled_recipe_with_context():
+def recipe_against_bundled(file_name):
+    """A variant recipe of configs/ resolved beside the bundled one: (bundled, variant, model keys that
+    differ, other keys that differ)."""
     from pathlib import Path
 
     from MicroCTLikeLib.train.config import resolve_config
 
     configs = Path(__file__).resolve().parents[2] / "configs"
     bundled = resolve_config(file=configs / "bundled_funit_cpu.yaml")
-    context = resolve_config(file=configs / "bundled_funit_cpu_context.yaml")
+    variant = resolve_config(file=configs / file_name)
+    model_keys = {k for k in variant["model_config"] if variant["model_config"][k] != bundled["model_config"][k]}
+    other_keys = {k for k in variant if k != "model_config" and variant[k] != bundled[k]}
+    return bundled, variant, model_keys, other_keys
+
+
+def test_context_recipe_is_the_bundled_recipe_with_context():
+    bundled, context, differ, others = recipe_against_bundled("bundled_funit_cpu_context.yaml")
     assert context["model_config"]["context_slices"] == 2 and context["model_config"]["context_step_mm"] == 0.3
     assert bundled["model_config"]["context_slices"] == 0
-    differ = {k for k in context["model_config"] if context["model_config"][k] != bundled["model_config"][k]}
     assert differ == {"context_slices"}  # context_step_mm 0.3 is the default
-    assert {k for k in context if k != "model_config" and context[k] != bundled[k]} == {"model_overrides"}
+    assert others == {"model_overrides"}
 
 
 def test_generator_checks_its_content_channels():

@@ -9,7 +9,7 @@ from MicroCTLikeLib.errors import InvalidParameterError  # noqa: E402
 from MicroCTLikeLib.models import registry  # noqa: E402
 from MicroCTLikeLib.train import data as D  # noqa: E402
 
-from test_models_funit_context import _code_data, _decode  # noqa: E402
+from test_models_funit_context import _code_data, _decode, recipe_against_bundled  # noqa: E402
 
 
 @pytest.mark.parametrize("context", [0, 1])
@@ -127,13 +127,6 @@ def test_train_with_z_adversarial_term_and_resume(tiny_cohort, tmp_path, one_tor
 
 
 def test_zadv_recipe_is_the_bundled_recipe_with_the_z_term():
-    from pathlib import Path
-
-    from MicroCTLikeLib.train.config import resolve_config
-
-    configs = Path(__file__).resolve().parents[2] / "configs"
-    bundled = resolve_config(file=configs / "bundled_funit_cpu.yaml")
-    zadv = resolve_config(file=configs / "bundled_funit_cpu_zadv.yaml")
-    differ = {k for k in zadv["model_config"] if zadv["model_config"][k] != bundled["model_config"][k]}
+    _, zadv, differ, others = recipe_against_bundled("bundled_funit_cpu_zadv.yaml")
     assert differ == {"z_adv_w"} and zadv["model_config"]["z_adv_step_mm"] == 0.2  # 0.2 mm is the default
-    assert {k for k in zadv if k != "model_config" and zadv[k] != bundled[k]} == {"model_overrides"}
+    assert others == {"model_overrides"}
