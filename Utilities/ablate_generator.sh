@@ -11,6 +11,7 @@
 #   spectrum_lowpass  spectrum + paired L1 on the MDCT's band (paired_sigma_px 2.5)
 #   context           bundled + 2.5-D input, 2 slices each side 0.3 mm apart = configs/bundled_funit_cpu_context.yaml
 #   zadv              bundled + z-adversarial term on 3-slice stacks 0.2 mm apart = configs/bundled_funit_cpu_zadv.yaml
+#   fine              bundled on the micro-CT's 0.052 mm grid instead of 0.104 mm = configs/bundled_funit_cpu_fine.yaml
 # and, without training, the shipped generator with the three orthogonal views averaged at
 # generation (views_all: evaluate --views all; run when VIEWS=1, 14 min on 2 cores).
 # Needs the cohorts of Utilities/train_bundled_model.sh. Results: $RUNS/ablation/<variant>.json
@@ -31,8 +32,9 @@ declare -A OPTIONS=(
   [spectrum_lowpass]="--set model_overrides.spectrum_w=1.0 --set model_overrides.paired_sigma_px=2.5"
   [context]="--set model_overrides.context_slices=2 --set model_overrides.context_step_mm=0.3"
   [zadv]="--set model_overrides.z_adv_w=1.0 --set model_overrides.z_adv_step_mm=0.2"
+  [fine]="--set target_spacing_mm=0.052 --set model_overrides.forward_sigma_px=4.9"
 )
-for variant in ${VARIANTS:-reference forward skip no_norm spectrum spectrum_lowpass context zadv}; do
+for variant in ${VARIANTS:-reference forward skip no_norm spectrum spectrum_lowpass context zadv fine}; do
   run="$RUNS/ablation/$variant"
   if [ ! -f "$run/checkpoints/step_$(printf %07d "$STEPS").pt" ]; then
     # shellcheck disable=SC2086

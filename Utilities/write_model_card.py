@@ -26,6 +26,7 @@ VARIANTS = (
     ("spectrum_lowpass", "bundled recipe + spectrum term + paired L1 low-passed to the MDCT's band (paired_sigma_px 2.5)"),
     ("context", "bundled recipe + 2.5-D input: 2 context slices on each side, 0.3 mm apart (context_slices 2)"),
     ("zadv", "bundled recipe + z-adversarial term on 3-slice stacks 0.2 mm apart (z_adv_w 1)"),
+    ("fine", "bundled recipe on the micro-CT's 0.052 mm grid instead of 0.104 mm (target_spacing_mm 0.052)"),
     ("views_all", "the shipped generator, generated in three orthogonal views averaged (`--views all`, inference only)"),
 )
 #: variants of Utilities/ablate_generator.sh whose rows are absent until they are run
@@ -149,8 +150,9 @@ def main() -> None:
         f"--preset small`), all {data.get('n_cases', '?')} specimens; {data.get('n_mdct_slices', '?')} MDCT slices with their "
         "registered micro-CT.",
         f"- {meta.get('step')} iterations, batch {config.get('batch_size')}, crops {config.get('crop_px')} px, RMSprop lr "
-        f"{model['lr_gen']}, weight decay {model['weight_decay']}, seed {config.get('seed')}, on 1 CPU thread"
-        + (f" in {args.train_minutes:.0f} min (a second job shared the 2 cores)." if args.train_minutes else "."),
+        f"{model['lr_gen']}, weight decay {model['weight_decay']}, seed {config.get('seed')}, on "
+        f"{config.get('cpu_threads', 1)} CPU thread(s)"
+        + (f" in {args.train_minutes:.0f} min." if args.train_minutes else "."),
         "- Reproduce: `bash Utilities/train_bundled_model.sh` (config `configs/bundled_funit_cpu.yaml`); ablation: "
         "`bash Utilities/ablate_generator.sh`.",
         "",
