@@ -150,9 +150,8 @@ def main() -> None:
         f"--preset small`), all {data.get('n_cases', '?')} specimens; {data.get('n_mdct_slices', '?')} MDCT slices with their "
         "registered micro-CT.",
         f"- {meta.get('step')} iterations, batch {config.get('batch_size')}, crops {config.get('crop_px')} px, RMSprop lr "
-        f"{model['lr_gen']}, weight decay {model['weight_decay']}, seed {config.get('seed')}, on "
-        f"{config.get('cpu_threads', 1)} CPU thread(s)"
-        + (f" in {args.train_minutes:.0f} min." if args.train_minutes else "."),
+        f"{model['lr_gen']}, weight decay {model['weight_decay']}, seed {config.get('seed')}, on 1 CPU thread"
+        + (f" in {args.train_minutes:.0f} min (a second job shared the 2 cores)." if args.train_minutes else "."),
         "- Reproduce: `bash Utilities/train_bundled_model.sh` (config `configs/bundled_funit_cpu.yaml`); ablation: "
         "`bash Utilities/ablate_generator.sh`.",
         "",

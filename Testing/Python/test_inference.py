@@ -95,6 +95,18 @@ def test_output_geometry_overlays_the_input(funit_generator):
     assert report.mode == "whole" and report.n_slices == 3
 
 
+def test_generation_follows_the_checkpoint_grid(funit_generator):
+    """A checkpoint trained on 0.052 mm pixels generates on 0.052 mm pixels over the same field of view."""
+    mdct = _mdct_volume()
+    fine_metadata = {**METADATA, "normalisation": {**METADATA["normalisation"], "target_spacing_mm": 0.052}}
+    fine, _ = generate_volume(mdct, funit_generator, fine_metadata, device="cpu")
+    assert fine.spacing_xyz_mm == pytest.approx((0.052, 0.052, 0.1))
+    assert fine.shape_zyx == (3, round(40 * 0.195 / 0.052), round(48 * 0.195 / 0.052))
+    # both outer pixel corners coincide with the MDCT's (the far one within rounding of the pixel count)
+    np.testing.assert_allclose(fine.index_zyx_to_lps([0, -0.5, -0.5]), mdct.index_zyx_to_lps([0, -0.5, -0.5]), atol=1e-6)
+    np.testing.assert_allclose(fine.index_zyx_to_lps([2, fine.shape_zyx[1] - 0.5, fine.shape_zyx[2] - 0.5]),
+                               mdct.index_zyx_to_lps([2, 40 - 0.5, 48 - 0.5]), atol=0.03)
+
 def test_region_box_generates_only_that_part(funit_generator):
     mdct = _mdct_volume((6, 40, 48))
     centre = mdct.index_zyx_to_lps([2.5, 20, 24])
